@@ -1,0 +1,266 @@
+"""The story domain: pydantic documents and the status machine.
+
+A :class:`Story` is stored whole as one JSON document with a revision number (see
+``pipeline.store``). Everything platform-specific is reduced to the neutral identities here.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from pipeline.errors import BadRequest, IllegalTransition
+from providers.base import WordTiming
+
+Aspect = Literal["9:16", "16:9", "1:1"]
+Resolution = Literal["720p", "1080p"]
+Motion = Literal["push_in", "pull_out", "pan_left", "pan_right", "rise", "still"]
+
+
+def new_id() -> str:
+    """A short, URL- and callback-safe story id (10 characters of base32)."""
+    alphabet = "abcdefghijkmnpqrstuvwxyz23456789"
+    return "".join(secrets.choice(alphabet) for _ in range(10))
+
+
+def now() -> float:
+    return time.time()
+
+
+# --------------------------------------------------------------------------- identities
+
+
+class Platform(StrEnum):
+    cli = "cli"
+    console = "console"
+    telegram = "telegram"
+    discord = "discord"
+
+
+class ChatRef(BaseModel):
+    """Where a story lives: a DM, a group or channel, and optionally a thread in it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    platform: Platform
+    chat_id: str
+    thread_id: str | None = None
+    is_group: bool = False
+
+    @property
+    def key(self) -> str:
+        return f"{self.platform}:{self.chat_id}"
+
+
+class UserRef(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    platform: Platform
+    user_id: str
+    display_name: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.platform}:{self.user_id}"
+
+
+# --------------------------------------------------------------------------- status machine
+
+
+class Status(StrEnum):
+    drafting = "drafting"
+    casting = "casting"
+    storyboarding = "storyboarding"
+    awaiting_approval = "awaiting_approval"
+    animating = "animating"
+    voicing = "voicing"
+    assembling = "assembling"
+    done = "done"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+WORK_STATES = (
+    Status.drafting,
+    Status.casting,
+    Status.storyboarding,
+    Status.animating,
+    Status.voicing,
+    Status.assembling,
+)
+
+_ENDINGS = frozenset({Status.failed, Status.cancelled})
+
+TRANSITIONS: dict[Status, frozenset[Status]] = {
+    Status.drafting: frozenset({Status.casting}) | _ENDINGS,
+    Status.casting: frozenset({Status.storyboarding}) | _ENDINGS,
+    Status.storyboarding: frozenset({Status.awaiting_approval}) | _ENDINGS,
+    # New candidates for a scene go back through storyboarding.
+    Status.awaiting_approval: frozenset({Status.storyboarding, Status.animating}) | _ENDINGS,
+    Status.animating: frozenset({Status.voicing}) | _ENDINGS,
+    Status.voicing: frozenset({Status.assembling}) | _ENDINGS,
+    Status.assembling: frozenset({Status.done}) | _ENDINGS,
+    # After done, regenerating one scene re-enters the step that redoes it.
+    Status.done: frozenset({Status.storyboarding, Status.animating, Status.voicing}),
+    # A failed story can be resumed at the step that failed.
+    Status.failed: frozenset(WORK_STATES) | {Status.cancelled},
+    Status.cancelled: frozenset(),
+}
+
+
+def can_transition(current: Status, target: Status) -> bool:
+    return target in TRANSITIONS[current]
+
+
+# --------------------------------------------------------------------------- parts
+
+
+class MediaRef(BaseModel):
+    """A file in the media store, addressed by its content hash."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str
+    mime: str
+    size: int = 0
+
+
+class StoryOptions(BaseModel):
+    aspect: Aspect = "9:16"
+    scenes: int = Field(6, ge=3, le=12)
+    style: str = Field("storybook", max_length=40)
+    voice: str = Field("joe", max_length=40)
+    language: str = Field("en", max_length=12)
+    resolution: Resolution = "720p"
+    candidates: int = Field(3, ge=1, le=4)
+    pick: Literal["auto", "ask"] = "ask"
+    music: bool = True
+    size_cap_bytes: int | None = Field(None, ge=1_000_000)
+
+    def frame_size(self) -> tuple[int, int]:
+        """Pixel size of the video (and of the storyboard frames), even numbers for H.264."""
+        short = 720 if self.resolution == "720p" else 1080
+        long = short * 16 // 9
+        return {"9:16": (short, long), "16:9": (long, short), "1:1": (short, short)}[self.aspect]
+
+
+class Character(BaseModel):
+    id: str
+    name: str
+    description: str
+    reference: MediaRef | None = None
+    uploaded: bool = False
+
+
+class FrameCandidate(BaseModel):
+    id: str
+    media: MediaRef
+    seed: int
+    provider: str
+    model: str = ""
+
+
+class Clip(BaseModel):
+    media: MediaRef
+    duration_s: float
+    provider: str
+    frame_id: str
+
+
+class Narration(BaseModel):
+    media: MediaRef
+    text: str
+    duration_s: float
+    words: list[WordTiming] = Field(default_factory=list)
+    provider: str
+
+
+class Scene(BaseModel):
+    index: int
+    shot: str
+    narration: str
+    setting: str = ""
+    time_of_day: Literal["dawn", "day", "dusk", "night"] = "day"
+    framing: Literal["wide", "medium", "close"] = "medium"
+    motion: Motion = "push_in"
+    characters: list[str] = Field(default_factory=list, description="Character ids")
+    duration_s: float = 5.0
+    generation: int = Field(0, description="Bumped on each regeneration; varies the seed")
+    candidates: list[FrameCandidate] = Field(default_factory=list)
+    picked: str | None = None
+    clip: Clip | None = None
+    voice: Narration | None = None
+
+    def picked_frame(self) -> FrameCandidate | None:
+        return next((c for c in self.candidates if c.id == self.picked), None)
+
+
+class FinalVideo(BaseModel):
+    media: MediaRef
+    contact_sheet: MediaRef
+    duration_s: float
+    width: int
+    height: int
+
+
+class CostEntry(BaseModel):
+    step: str
+    scene: int | None = None
+    provider: str
+    model: str = ""
+    units: float = 0.0
+    unit: str = ""
+    usd: float = 0.0
+    at: float = Field(default_factory=now)
+
+
+class Story(BaseModel):
+    id: str = Field(default_factory=new_id)
+    revision: int = 0
+    status: Status = Status.drafting
+    created_at: float = Field(default_factory=now)
+    updated_at: float = Field(default_factory=now)
+    idea: str
+    options: StoryOptions = Field(default_factory=StoryOptions)
+    owner: UserRef
+    chat: ChatRef
+    title: str = ""
+    logline: str = ""
+    characters: list[Character] = Field(default_factory=list)
+    scenes: list[Scene] = Field(default_factory=list)
+    video: FinalVideo | None = None
+    error: str | None = None
+    failed_step: str | None = None
+    costs: list[CostEntry] = Field(default_factory=list)
+    # Scenes whose frame, clip or voice must be redone on the next pass (regeneration).
+    dirty: dict[str, list[int]] = Field(default_factory=dict)
+
+    def transition(self, target: Status) -> None:
+        """Move to ``target`` or raise :class:`IllegalTransition`."""
+        if not can_transition(self.status, target):
+            raise IllegalTransition(self.status.value, target.value)
+        self.status = target
+
+    def scene(self, index: int) -> Scene:
+        if not 0 <= index < len(self.scenes):
+            raise BadRequest(f"this story has scenes 1 to {len(self.scenes)}, not {index + 1}")
+        return self.scenes[index]
+
+    def character(self, char_id: str) -> Character | None:
+        return next((c for c in self.characters if c.id == char_id), None)
+
+    @property
+    def all_picked(self) -> bool:
+        return bool(self.scenes) and all(s.picked_frame() is not None for s in self.scenes)
+
+    @property
+    def cost_usd(self) -> float:
+        return round(sum(c.usd for c in self.costs), 4)
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (Status.done, Status.failed, Status.cancelled)

@@ -1,0 +1,249 @@
+"""One small protocol per capability, with the requests and answers that cross it.
+
+Providers know nothing about stories, chats or the queue: a request carries everything a model
+needs (prompt, seed, size, reference images), and an answer carries bytes plus what made them.
+Long-running services (video models that take minutes) are hidden behind the same awaitable: the
+provider submits, polls until its deadline and returns, or raises a :class:`ProviderError`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Capability = Literal["script", "image", "video", "speech", "music"]
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class ProviderError(Exception):
+    """A provider could not answer. ``retryable`` tells the chain whether trying again may help."""
+
+    retryable: bool = False
+
+    def __init__(self, provider: str, message: str) -> None:
+        super().__init__(f"{provider}: {message}")
+        self.provider = provider
+        self.message = message
+
+
+class ProviderUnavailable(ProviderError):
+    """Timeouts, 429s and 5xx that outlived the retries: the next provider in the chain may work."""
+
+    retryable = True
+
+
+class ProviderAuthError(ProviderError):
+    """Bad or missing key (401/403): skip this provider until the operator fixes it."""
+
+
+class ProviderBadRequest(ProviderError):
+    """The service rejected the request (4xx other than 429)."""
+
+
+class ProviderBadResponse(ProviderError):
+    """The service answered something that is not what its API documents (malformed JSON, bytes
+    that are not an image, a script that does not validate after repair)."""
+
+    retryable = True
+
+
+class ContentRefused(ProviderError):
+    """The service refused the prompt on content-policy grounds."""
+
+
+# --------------------------------------------------------------------------- shared shapes
+
+
+class Media(BaseModel):
+    """Bytes with their type. Small enough to pass around: frames, audio, short clips."""
+
+    model_config = ConfigDict(frozen=True)
+
+    data: bytes = Field(repr=False)
+    mime: str
+
+    @property
+    def ext(self) -> str:
+        return {
+            "image/png": "png",
+            "image/jpeg": "jpg",
+            "image/webp": "webp",
+            "video/mp4": "mp4",
+            "audio/wav": "wav",
+            "audio/x-wav": "wav",
+            "audio/mpeg": "mp3",
+        }.get(self.mime, "bin")
+
+
+class Usage(BaseModel):
+    """What one call consumed, for the cost ledger. ``units`` is in the provider's billing unit
+    (images, seconds of video, characters of speech, tokens)."""
+
+    provider: str
+    model: str = ""
+    units: float = 0.0
+    unit: str = ""
+    usd: float = 0.0
+
+
+# --------------------------------------------------------------------------- script
+
+
+class CharacterSpec(BaseModel):
+    name: str = Field(min_length=1, max_length=80)
+    description: str = Field(min_length=1, max_length=600, description="Fixed visual description")
+
+
+class SceneSpec(BaseModel):
+    shot: str = Field(min_length=1, max_length=600, description="What the camera sees")
+    narration: str = Field(min_length=1, max_length=600, description="The line spoken over it")
+    setting: str = Field("", max_length=200, description="Where it happens")
+    time_of_day: Literal["dawn", "day", "dusk", "night"] = "day"
+    framing: Literal["wide", "medium", "close"] = "medium"
+    characters: list[str] = Field(default_factory=list, description="Names from the cast")
+    duration_s: float = Field(5.0, ge=2.0, le=20.0, description="Target length of the scene")
+
+
+class ScriptRequest(BaseModel):
+    idea: str
+    scenes: int = Field(6, ge=3, le=12)
+    style: str = "storybook"
+    language: str = "en"
+
+
+class Script(BaseModel):
+    """A validated script. Models that answer something else are repaired or retried."""
+
+    title: str = Field(min_length=1, max_length=120)
+    logline: str = Field(min_length=1, max_length=400)
+    characters: list[CharacterSpec] = Field(min_length=1, max_length=8)
+    scenes: list[SceneSpec] = Field(min_length=3, max_length=12)
+
+
+@runtime_checkable
+class ScriptWriter(Protocol):
+    name: str
+
+    async def write(self, request: ScriptRequest) -> tuple[Script, Usage]: ...
+
+
+# --------------------------------------------------------------------------- images
+
+
+class CharacterRef(BaseModel):
+    """A character as an image request sees it: canonical text plus an optional reference sheet."""
+
+    name: str
+    description: str
+    reference: Media | None = None
+
+
+class ImageRequest(BaseModel):
+    prompt: str
+    negative_prompt: str = ""
+    width: int = Field(ge=64, le=4096)
+    height: int = Field(ge=64, le=4096)
+    seed: int = Field(ge=0, lt=2**32)
+    count: int = Field(1, ge=1, le=8)
+    style: str = "storybook"
+    characters: list[CharacterRef] = Field(default_factory=list)
+    # Structured hints: a model that reads only text gets them inside ``prompt`` too.
+    setting: str = ""
+    time_of_day: Literal["dawn", "day", "dusk", "night"] = "day"
+    framing: Literal["wide", "medium", "close"] = "medium"
+    kind: Literal["frame", "character_sheet"] = "frame"
+
+
+class ImageResult(BaseModel):
+    images: list[Media]
+    seeds: list[int]
+    usage: Usage
+
+
+@runtime_checkable
+class ImageGenerator(Protocol):
+    name: str
+
+    async def generate(self, request: ImageRequest) -> ImageResult: ...
+
+
+# --------------------------------------------------------------------------- video
+
+
+class AnimateRequest(BaseModel):
+    image: Media
+    prompt: str = ""
+    motion: Literal["push_in", "pull_out", "pan_left", "pan_right", "rise", "still"] = "push_in"
+    duration_s: float = Field(ge=1.0, le=30.0)
+    width: int
+    height: int
+    fps: int = 24
+    seed: int = 0
+
+
+class ClipResult(BaseModel):
+    clip: Media  # video/mp4, H.264
+    duration_s: float
+    usage: Usage
+
+
+@runtime_checkable
+class Animator(Protocol):
+    name: str
+
+    async def animate(self, request: AnimateRequest) -> ClipResult: ...
+
+
+# --------------------------------------------------------------------------- speech
+
+
+class WordTiming(BaseModel):
+    text: str
+    start_s: float = Field(ge=0)
+    end_s: float = Field(ge=0)
+
+
+class SpeechRequest(BaseModel):
+    text: str = Field(min_length=1)
+    voice: str = "joe"
+    language: str = "en"
+    speed: float = Field(1.0, gt=0.25, le=4.0)
+
+
+class SpeechResult(BaseModel):
+    audio: Media  # audio/wav, mono PCM16
+    duration_s: float
+    words: list[WordTiming] = Field(description="Word (or sentence) timings, in order")
+    usage: Usage
+
+
+@runtime_checkable
+class Narrator(Protocol):
+    name: str
+
+    async def speak(self, request: SpeechRequest) -> SpeechResult: ...
+
+
+# --------------------------------------------------------------------------- music
+
+
+class MusicRequest(BaseModel):
+    duration_s: float = Field(gt=0, le=900)
+    mood: str = "calm"
+    seed: int = 0
+
+
+class MusicResult(BaseModel):
+    audio: Media  # audio/wav
+    duration_s: float
+    usage: Usage
+
+
+@runtime_checkable
+class MusicMaker(Protocol):
+    name: str
+
+    async def compose(self, request: MusicRequest) -> MusicResult: ...
