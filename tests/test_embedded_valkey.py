@@ -1,0 +1,99 @@
+"""The embedded Valkey: started by the first process, reused by the next, data kept."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline.connection import _answers, embedded_dir, ensure_embedded, stop_embedded
+
+CHILD = """
+import sys, time
+from pathlib import Path
+from pipeline.connection import ensure_embedded
+t = ensure_embedded(Path(sys.argv[1]))
+print(t.url, t.owner, flush=True)
+if sys.argv[2] == "hold":
+    sys.stdin.readline()
+"""
+
+
+def _client(url: str):  # type: ignore[no-untyped-def]
+    import redis
+
+    return redis.Redis.from_url(url)
+
+
+def test_start_write_stop_start_read_back(tmp_path: Path) -> None:
+    target = ensure_embedded(tmp_path)
+    assert target.owner and target.embedded
+    conf = (embedded_dir(tmp_path) / "valkey.conf").read_text()
+    assert "appendonly yes" in conf and "appendfsync everysec" in conf
+    _client(target.url).set("story", "kept")
+    stop_embedded(tmp_path)
+    assert not _answers(target.url)
+    assert not (embedded_dir(tmp_path) / "server.json").exists()
+
+    again = ensure_embedded(tmp_path)
+    try:
+        assert _client(again.url).get("story") == b"kept"
+    finally:
+        stop_embedded(tmp_path)
+
+
+def test_second_process_reuses_the_first_ones_server(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    first = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(tmp_path), "hold"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
+    )
+    try:
+        assert first.stdout is not None
+        url, owner = first.stdout.readline().split()
+        assert owner == "True"
+        second = subprocess.run(
+            [sys.executable, "-c", CHILD, str(tmp_path), "once"],
+            capture_output=True, text=True, env=env, timeout=60, check=True,
+        )
+        url2, owner2 = second.stdout.split()
+        assert url2 == url and owner2 == "False"
+        assert _answers(url)  # the second process exiting did not stop the first one's server
+        record = json.loads((embedded_dir(tmp_path) / "server.json").read_text())
+        assert record["owner_pid"] == first.pid
+    finally:
+        assert first.stdin is not None
+        first.stdin.write("\n")
+        first.stdin.flush()
+        first.wait(timeout=30)
+    assert not _answers(url)  # the owner stopped it cleanly on exit
+
+
+def test_stale_record_starts_a_new_server(tmp_path: Path) -> None:
+    home = embedded_dir(tmp_path)
+    home.mkdir(parents=True)
+    (home / "server.json").write_text(json.dumps({"url": "redis://127.0.0.1:1", "owner_pid": 1}))
+    target = ensure_embedded(tmp_path)
+    try:
+        assert target.owner and target.url != "redis://127.0.0.1:1"
+        assert _answers(target.url)
+    finally:
+        stop_embedded(tmp_path)
+
+
+@pytest.mark.parametrize("url", ["redis://:pw-secret@127.0.0.1:1/0"])
+def test_unreachable_redis_is_a_clear_error(url: str, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STORYLOOM_")}
+    env |= {"STORYLOOM_REDIS_URL": url, "STORYLOOM_DATA_DIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "status"],
+        capture_output=True, text=True, env=env, timeout=60, cwd=tmp_path,
+    )
+    assert done.returncode == 3
+    assert "cannot reach Redis at redis://:***@127.0.0.1:1/0" in done.stderr
+    assert "pw-secret" not in done.stderr + done.stdout
+    assert "Traceback" not in done.stderr

@@ -1,0 +1,25 @@
+"""The conventions' static gates: ruff everywhere, mypy --strict on pipeline/ and providers/."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
+
+
+def test_ruff_is_clean() -> None:
+    done = _run("ruff", "check", "bots", "pipeline", "providers", "tests", "bench", "run.py")
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_mypy_strict_on_pipeline_and_providers() -> None:
+    done = _run("mypy", "pipeline", "providers")
+    assert done.returncode == 0, done.stdout + done.stderr
