@@ -13,7 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class ProviderSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="STORYLOOM_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="STORYLOOM_", extra="ignore", env_ignore_empty=True)
 
     # --- provider chains: comma-separated "name[:model]" entries, first that succeeds wins
     script: str = Field("offline", description="Script writer chain")
@@ -37,3 +37,14 @@ class ProviderSettings(BaseSettings):
     provider_timeout_s: float = Field(60.0, gt=0, description="Timeout of one provider call")
     video_deadline_s: float = Field(900.0, gt=0, description="How long to poll a video job")
     price_overrides: str = Field("", description="JSON price table overrides per provider:model")
+    provider_concurrency_total: int = Field(
+        0, ge=0, le=1024,
+        description="In-flight calls per provider across all workers (Redis); 0 = off",
+    )
+    provider_retries: int = Field(3, ge=0, le=10, description="Retries on 429, 5xx and timeouts")
+    image_deadline_s: float = Field(300.0, gt=0, description="How long to poll an image job")
+    poll_interval_s: float = Field(2.0, gt=0, description="First wait between job status polls")
+    max_download_mb: float = Field(200.0, gt=0, description="Largest media download accepted")
+    elevenlabs_voice_id: str = Field(
+        "21m00Tcm4TlvDq8ikWAM", description="ElevenLabs voice used when a request names none of its"
+    )

@@ -38,6 +38,15 @@ FACTORIES: dict[tuple[Capability, str], str] = {
     ("video", "offline"): "providers.offline.motion:PanZoomAnimator.from_settings",
     ("speech", "offline"): "providers.offline.voice:PiperNarrator.from_settings",
     ("music", "offline"): "providers.offline.music:AmbientBed.from_settings",
+    ("script", "openai"): "providers.openai:OpenAIScriptWriter.from_settings",
+    ("image", "openai"): "providers.openai:OpenAIImageGenerator.from_settings",
+    ("speech", "openai"): "providers.openai:OpenAINarrator.from_settings",
+    ("image", "fal"): "providers.fal:FalImageGenerator.from_settings",
+    ("video", "fal"): "providers.fal:FalAnimator.from_settings",
+    ("image", "replicate"): "providers.replicate:ReplicateImageGenerator.from_settings",
+    ("video", "replicate"): "providers.replicate:ReplicateAnimator.from_settings",
+    ("speech", "elevenlabs"): "providers.elevenlabs:ElevenLabsNarrator.from_settings",
+    ("image", "comfyui"): "providers.comfyui:ComfyUIImageGenerator.from_settings",
 }
 
 

@@ -1,0 +1,131 @@
+"""ElevenLabs text to speech with timestamps, so captions can be timed per word.
+
+``POST /v1/text-to-speech/{voice_id}/with-timestamps?output_format=pcm_24000`` answers
+``audio_base64`` (raw 16-bit PCM at 24 kHz, wrapped here into a WAV) and an ``alignment`` with
+``characters``, ``character_start_times_seconds`` and ``character_end_times_seconds``, which are
+grouped into words. Auth is the ``xi-api-key`` header; errors come as
+``{"detail": {"status": ..., "message": ...}}``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from typing import Any
+
+from providers.base import (
+    Media,
+    ProviderBadResponse,
+    SpeechRequest,
+    SpeechResult,
+    WordTiming,
+)
+from providers.config import ProviderSettings
+from providers.http import Probe, Service, field_of, probe, wav_from_pcm16
+from providers.pricing import PriceTable
+
+NAME = "elevenlabs"
+RATE = 24000
+_REFUSAL = re.compile(r"polic|moderat|terms of (service|use)|violat|prohibited", re.IGNORECASE)
+
+
+def _refusal(response: Any, payload: Any) -> str | None:
+    detail = payload.get("detail") if isinstance(payload, dict) else None
+    if not isinstance(detail, dict):
+        return None
+    text = f"{detail.get('status', '')} {detail.get('message', '')}"
+    return str(detail.get("message") or detail.get("status")) if _REFUSAL.search(text) else None
+
+
+def words_from_alignment(alignment: Any) -> list[WordTiming]:
+    """Characters with times -> words with times (whitespace separates words)."""
+    chars = field_of(NAME, alignment, "characters")
+    starts = field_of(NAME, alignment, "character_start_times_seconds")
+    ends = field_of(NAME, alignment, "character_end_times_seconds")
+    if not (isinstance(chars, list) and isinstance(starts, list) and isinstance(ends, list)):
+        raise ProviderBadResponse(NAME, "alignment arrays missing")
+    if not len(chars) == len(starts) == len(ends):
+        raise ProviderBadResponse(NAME, "alignment arrays differ in length")
+    words: list[WordTiming] = []
+    current, start, end = "", 0.0, 0.0
+    try:
+        for ch, s, e in zip(chars, starts, ends, strict=True):
+            if str(ch).isspace():
+                if current:
+                    words.append(WordTiming(text=current, start_s=start, end_s=max(end, start)))
+                current = ""
+                continue
+            if not current:
+                start = float(s)
+            current += str(ch)
+            end = float(e)
+        if current:
+            words.append(WordTiming(text=current, start_s=start, end_s=max(end, start)))
+    except (TypeError, ValueError) as err:
+        raise ProviderBadResponse(NAME, f"alignment times are not numbers ({err})") from err
+    return words
+
+
+class ElevenLabsNarrator:
+    name: str = NAME
+
+    def __init__(self, model: str, settings: ProviderSettings) -> None:
+        self.model = model or "eleven_multilingual_v2"
+        self.base_url = settings.elevenlabs_base_url.rstrip("/")
+        self.default_voice = settings.elevenlabs_voice_id
+        self.prices = PriceTable(settings.price_overrides)
+        key = settings.elevenlabs_api_key
+
+        def auth() -> dict[str, str]:
+            secret = key.get_secret_value()
+            return {"xi-api-key": secret} if secret else {}
+
+        self.service = Service(
+            NAME, settings, auth=auth, secrets=lambda: [key.get_secret_value()], refusal=_refusal
+        )
+
+    def __repr__(self) -> str:
+        return f"ElevenLabsNarrator(model={self.model!r})"
+
+    @classmethod
+    def from_settings(cls, model: str, settings: ProviderSettings) -> ElevenLabsNarrator:
+        return cls(model, settings)
+
+    async def check(self) -> Probe:
+        """``GET /v1/user``: the account and its quota, free."""
+        return await probe(self.service, f"{self.base_url}/v1/user")
+
+    def voice_id(self, voice: str) -> str:
+        """The request's voice if it is an ElevenLabs voice id, else the configured one."""
+        return voice if re.fullmatch(r"[A-Za-z0-9]{20}", voice) else self.default_voice
+
+    async def speak(self, request: SpeechRequest) -> SpeechResult:
+        body: dict[str, Any] = {"text": request.text, "model_id": self.model}
+        if request.speed != 1.0:
+            body["voice_settings"] = {"speed": min(max(request.speed, 0.7), 1.2)}
+        if "v2_5" in self.model and request.language:
+            body["language_code"] = request.language
+        payload = await self.service.json(
+            "POST",
+            f"{self.base_url}/v1/text-to-speech/{self.voice_id(request.voice)}/with-timestamps",
+            params={"output_format": f"pcm_{RATE}"},
+            json=body,
+            what="speech",
+        )
+        encoded = field_of(NAME, payload, "audio_base64")
+        try:
+            pcm = base64.b64decode(str(encoded), validate=True)
+        except (binascii.Error, ValueError) as err:
+            raise ProviderBadResponse(NAME, "audio_base64 is not valid base64") from err
+        if len(pcm) < 2 or len(pcm) % 2:
+            raise ProviderBadResponse(NAME, f"PCM audio is truncated ({len(pcm)} bytes)")
+        alignment = payload.get("alignment") or payload.get("normalized_alignment")
+        words = words_from_alignment(alignment)
+        duration = len(pcm) / 2 / RATE
+        return SpeechResult(
+            audio=Media(data=wav_from_pcm16(pcm, RATE), mime="audio/wav"),
+            duration_s=duration,
+            words=words,
+            usage=self.prices.usage(NAME, self.model, "character", len(request.text)),
+        )

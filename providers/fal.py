@@ -1,0 +1,212 @@
+"""fal.ai through its queue API.
+
+``POST {queue}/{model_id}`` submits and answers ``request_id``, ``status_url`` and
+``response_url``; the status goes ``IN_QUEUE`` -> ``IN_PROGRESS`` -> ``COMPLETED``; the result is
+fetched from ``response_url``. Auth is ``Authorization: Key ...``. Any model id works: image models
+(FLUX dev/schnell, a reference-image model such as ``fal-ai/flux-pulid`` or Kontext for character
+consistency) and image-to-video models (Kling, Wan). Input images travel as data URIs, which the
+queue accepts for file inputs.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar
+
+from providers.base import (
+    AnimateRequest,
+    CharacterRef,
+    ClipResult,
+    ContentRefused,
+    ImageRequest,
+    ImageResult,
+    Media,
+    ProviderBadResponse,
+    ProviderUnavailable,
+)
+from providers.config import ProviderSettings
+from providers.http import (
+    Probe,
+    Service,
+    compose_prompt,
+    data_uri,
+    field_of,
+    motion_prompt,
+    nearest_aspect,
+    poll_until,
+    probe,
+)
+from providers.pricing import PriceTable
+
+log = logging.getLogger(__name__)
+
+NAME = "fal"
+DONE = {"COMPLETED"}
+PENDING = {"IN_QUEUE", "IN_PROGRESS"}
+
+
+def _refusal(response: Any, payload: Any) -> str | None:
+    detail = payload.get("detail") if isinstance(payload, dict) else None
+    items = detail if isinstance(detail, list) else [detail] if detail else []
+    for item in items:
+        kind = str(item.get("type", "")) if isinstance(item, dict) else ""
+        msg = str(item.get("msg", "")) if isinstance(item, dict) else str(item)
+        if "content_policy" in kind or "nsfw" in msg.lower() or "content policy" in msg.lower():
+            return msg or kind
+    return None
+
+
+def reference_fields(model: str, refs: list[CharacterRef]) -> dict[str, Any]:
+    """Where this model family takes its reference images; empty for text-only models."""
+    uris = [data_uri(c.reference) for c in refs if c.reference is not None]
+    if not uris:
+        return {}
+    m = model.lower()
+    if "pulid" in m:
+        return {"reference_image_url": uris[0]}
+    if "kontext" in m and "multi" in m:
+        return {"image_urls": uris}
+    if "kontext" in m or "redux" in m:
+        return {"image_url": uris[0]}
+    if "ip-adapter" in m or "ipadapter" in m:
+        return {"ip_adapter_image_url": uris[0]}
+    return {}
+
+
+class _FalBase:
+    name: str = NAME
+    default_model: ClassVar[str] = ""
+
+    def __init__(self, model: str, settings: ProviderSettings) -> None:
+        self.model = (model or self.default_model).strip("/")
+        self.base_url = settings.fal_base_url.rstrip("/")
+        self.settings = settings
+        self.prices = PriceTable(settings.price_overrides)
+        self.poll_interval_s = settings.poll_interval_s
+        key = settings.fal_key
+
+        def auth() -> dict[str, str]:
+            secret = key.get_secret_value()
+            return {"Authorization": f"Key {secret}"} if secret else {}
+
+        self.service = Service(
+            NAME, settings, auth=auth, secrets=lambda: [key.get_secret_value()], refusal=_refusal
+        )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(model={self.model!r})"
+
+    @classmethod
+    def from_settings(cls, model: str, settings: ProviderSettings) -> _FalBase:
+        return cls(model, settings)
+
+    @property
+    def app_id(self) -> str:
+        """Queue status paths use the app (``owner/app``), not the full endpoint path."""
+        return "/".join(self.model.split("/")[:2])
+
+    async def check(self) -> Probe:
+        """Status of a request id that does not exist: 404 with a good key, 401 with a bad one.
+        Spends nothing."""
+        url = f"{self.base_url}/{self.app_id}/requests/00000000-0000-0000-0000-000000000000/status"
+        return await probe(self.service, url, accept=(200, 404, 422))
+
+    async def run(self, arguments: dict[str, Any], deadline_s: float) -> Any:
+        """Submit, poll until COMPLETED or the deadline, and fetch the result."""
+        submitted = await self.service.json(
+            "POST", f"{self.base_url}/{self.model}", json=arguments, what="submit"
+        )
+        request_id = field_of(NAME, submitted, "request_id")
+        base = f"{self.base_url}/{self.app_id}/requests/{request_id}"
+        status_url = submitted.get("status_url") or f"{base}/status"
+        response_url = submitted.get("response_url") or base
+        cancel_url = submitted.get("cancel_url") or f"{base}/cancel"
+
+        async def fetch() -> Any:
+            return await self.service.json("GET", status_url, kind="poll", what="status")
+
+        def finished(state: Any) -> bool:
+            status = state.get("status") if isinstance(state, dict) else None
+            if status in DONE:
+                return True
+            if status in PENDING:
+                return False
+            raise ProviderBadResponse(NAME, f"unknown queue status {status!r}")
+
+        try:
+            await poll_until(
+                self.service, fetch, finished, deadline_s=deadline_s,
+                interval_s=self.poll_interval_s, what=f"request {request_id}",
+            )
+        except ProviderUnavailable:
+            try:
+                await self.service.request("PUT", cancel_url, kind="poll", what="cancel")
+            except Exception:  # best effort: the deadline error is the one to report
+                log.debug("cancel failed", exc_info=True, extra={"provider": NAME})
+            raise
+        return await self.service.json("GET", response_url, what="result")
+
+
+class FalImageGenerator(_FalBase):
+    default_model = "fal-ai/flux/dev"
+
+    async def generate(self, request: ImageRequest) -> ImageResult:
+        refs = [c for c in request.characters if c.reference is not None]
+        arguments: dict[str, Any] = {
+            "prompt": compose_prompt(request),
+            "image_size": {"width": request.width, "height": request.height},
+            "seed": request.seed,
+            "num_images": request.count,
+            "enable_safety_checker": True,
+            "output_format": "png",
+            **reference_fields(self.model, refs),
+        }
+        if request.negative_prompt:
+            arguments["negative_prompt"] = request.negative_prompt
+        result = await self.run(arguments, self.settings.image_deadline_s)
+        items = field_of(NAME, result, "images")
+        if not isinstance(items, list) or not items:
+            raise ProviderBadResponse(NAME, "result has no images")
+        flags = result.get("has_nsfw_concepts") or []
+        flagged = {i for i, f in enumerate(flags) if f is True}
+        kept = [item for i, item in enumerate(items) if i not in flagged]
+        if not kept:
+            raise ContentRefused(NAME, "every image was flagged by the safety checker")
+        images: list[Media] = []
+        for item in kept:
+            url = field_of(NAME, item, "url")
+            images.append(await self.service.download(str(url), "image"))
+        seed = result.get("seed") if isinstance(result.get("seed"), int) else request.seed
+        usage = self.prices.usage(NAME, self.model, "image", len(items))
+        return ImageResult(images=images, seeds=[seed + i for i in range(len(images))], usage=usage)
+
+
+class FalAnimator(_FalBase):
+    default_model = "fal-ai/kling-video/v1.6/standard/image-to-video"
+
+    def arguments(self, request: AnimateRequest) -> tuple[dict[str, Any], float]:
+        """The model family's input, and the clip length it will bill and return."""
+        m = self.model.lower()
+        aspect = nearest_aspect(request.width, request.height, ("16:9", "9:16", "1:1"))
+        args: dict[str, Any] = {
+            "prompt": motion_prompt(request),
+            "image_url": data_uri(request.image),
+        }
+        if "kling" in m:
+            seconds = 10.0 if request.duration_s > 7.5 else 5.0
+            args |= {"duration": str(int(seconds)), "aspect_ratio": aspect}
+        elif "wan" in m:
+            seconds = 5.0
+            args |= {"seed": request.seed, "aspect_ratio": aspect}
+        else:
+            seconds = request.duration_s
+            args |= {"duration": request.duration_s, "seed": request.seed, "aspect_ratio": aspect}
+        return args, seconds
+
+    async def animate(self, request: AnimateRequest) -> ClipResult:
+        args, seconds = self.arguments(request)
+        result = await self.run(args, self.settings.video_deadline_s)
+        url = field_of(NAME, result, "video", "url")
+        clip = await self.service.download(str(url), "video")
+        usage = self.prices.usage(NAME, self.model, "second", seconds)
+        return ClipResult(clip=clip, duration_s=seconds, usage=usage)

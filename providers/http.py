@@ -1,0 +1,672 @@
+"""Shared HTTP plumbing for the real model services.
+
+One ``httpx.AsyncClient`` per process; retries with exponential backoff and jitter on 429, 5xx,
+timeouts and dropped connections (honouring ``Retry-After``); a limit on in-flight requests per
+service in this process and, once :func:`configure_redis` has been called, across every worker;
+streamed downloads with a size cap and a check of the bytes' real type. Every failure leaves here
+as a typed :class:`~providers.base.ProviderError` whose text never holds a key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import email.utils
+import json
+import logging
+import random
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
+
+import httpx
+
+from providers.base import (
+    AnimateRequest,
+    ContentRefused,
+    ImageRequest,
+    Media,
+    ProviderAuthError,
+    ProviderBadRequest,
+    ProviderBadResponse,
+    ProviderError,
+    ProviderUnavailable,
+)
+from providers.config import ProviderSettings
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+CallKind = Literal["api", "poll", "upload", "download"]
+MediaKind = Literal["image", "video", "audio"]
+Sleep = Callable[[float], Awaitable[None]]
+RefusalCheck = Callable[[httpx.Response, Any], "str | None"]
+
+RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529})
+
+# --------------------------------------------------------------------------- the shared client
+
+_client: httpx.AsyncClient | None = None
+_redis: Any = None
+
+
+def get_client() -> httpx.AsyncClient:
+    """The process-wide client. Timeouts are set per call, so the client has none of its own."""
+    global _client
+    if _client is None or _client.is_closed:
+        _client = httpx.AsyncClient(
+            follow_redirects=True,
+            timeout=httpx.Timeout(60.0),
+            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+            headers={"User-Agent": "storyloom/0.1"},
+        )
+    return _client
+
+
+async def close_client() -> None:
+    global _client
+    if _client is not None:
+        await _client.aclose()
+        _client = None
+
+
+def configure_redis(redis: Any | None) -> None:
+    """Called by the worker at start-up with its ``redis.asyncio.Redis``: from then on the
+    ``provider_concurrency_total`` limit holds across every worker sharing that Redis."""
+    global _redis
+    _redis = redis
+
+
+# --------------------------------------------------------------------------- redaction
+
+_TOKENISH = re.compile(r"\b(?:sk|r8|xi|fal|key)[-_][A-Za-z0-9*_\-.]{4,}", re.IGNORECASE)
+
+
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    """Remove keys (exact, or the masked form some services echo back) from a message."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "[redacted]")
+    return _TOKENISH.sub("[redacted]", text)
+
+
+def error_message(response: httpx.Response, payload: Any = None) -> str:
+    """The human part of an error answer, whatever the service's format."""
+    if payload is None:
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = None
+    msg: Any = None
+    if isinstance(payload, dict):
+        err = payload.get("error")
+        detail = payload.get("detail")
+        if isinstance(err, dict):
+            msg = err.get("message") or err.get("code") or err.get("type")
+        elif isinstance(err, str):
+            msg = err
+        if msg is None and isinstance(detail, dict):
+            msg = detail.get("message") or detail.get("status")
+        elif msg is None and isinstance(detail, list) and detail:
+            first = detail[0]
+            msg = first.get("msg") if isinstance(first, dict) else str(first)
+        elif msg is None and isinstance(detail, str):
+            msg = detail
+        if msg is None:
+            msg = payload.get("message") or payload.get("title")
+    if msg is None:
+        msg = response.text[:200] or response.reason_phrase
+    return str(msg)[:300]
+
+
+# --------------------------------------------------------------------------- retry policy
+
+
+def parse_retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait from ``Retry-After`` (seconds or an HTTP date) or ``retry-after-ms``."""
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return max(0.0, float(ms) / 1000.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+@dataclass
+class RetryPolicy:
+    """Exponential backoff with jitter. ``sleep`` is injectable so tests can record the waits."""
+
+    retries: int = 3
+    base_s: float = 0.5
+    cap_s: float = 30.0
+    max_retry_after_s: float = 300.0
+    sleep: Sleep = field(default=asyncio.sleep)
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, self.max_retry_after_s)
+        ceiling = min(self.cap_s, self.base_s * (2.0**attempt))
+        return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+class _Retry(Exception):
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+# --------------------------------------------------------------------------- concurrency limits
+
+_local: dict[tuple[str, int, int], asyncio.Semaphore] = {}
+
+_ACQUIRE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
+  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) * 2)
+  return 1
+end
+return 0
+"""
+
+
+def _semaphore(name: str, limit: int) -> asyncio.Semaphore:
+    key = (name, limit, id(asyncio.get_running_loop()))
+    sem = _local.get(key)
+    if sem is None:
+        sem = _local[key] = asyncio.Semaphore(limit)
+    return sem
+
+
+@asynccontextmanager
+async def redis_slot(redis: Any, name: str, limit: int, lease_s: float) -> AsyncIterator[None]:
+    """A lease in a Redis sorted set: at most ``limit`` holders of ``name`` across processes.
+    A holder that dies loses its lease after ``lease_s``, so a crash never wedges the service."""
+    key = f"storyloom:inflight:{name}"
+    token = uuid.uuid4().hex
+    wait = 0.02
+    while not await redis.eval(_ACQUIRE, 1, key, limit, int(lease_s * 1000), token):
+        await asyncio.sleep(wait + random.uniform(0, wait))
+        wait = min(wait * 2, 0.5)
+    try:
+        yield
+    finally:
+        await redis.zrem(key, token)
+
+
+@asynccontextmanager
+async def slot(
+    name: str, limit: int, total: int = 0, lease_s: float = 600.0
+) -> AsyncIterator[None]:
+    """Hold one in-flight slot of service ``name`` (this process, then all workers)."""
+    async with _semaphore(name, limit):
+        if _redis is None or total <= 0:
+            yield
+            return
+        try:
+            held = redis_slot(_redis, name, total, lease_s)
+            await held.__aenter__()
+        except Exception as err:  # Redis down: the local limit still holds
+            log.warning("cross-worker limit unavailable", extra={"provider": name,
+                                                                 "reason": type(err).__name__})
+            yield
+            return
+        try:
+            yield
+        finally:
+            try:
+                await held.__aexit__(None, None, None)
+            except Exception:  # the lease expires on its own
+                log.debug("could not release cross-worker slot", exc_info=True)
+
+
+# --------------------------------------------------------------------------- media sniffing
+
+_FAMILY_OK = {"application/octet-stream", "binary/octet-stream", ""}
+
+
+def sniff(data: bytes) -> str | None:
+    """The media type the bytes really are, from their magic numbers."""
+    head = data[:16]
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        return "audio/wav"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "image/gif"
+    if head[4:8] == b"ftyp":
+        return "video/mp4"
+    if head[:4] == b"\x1aE\xdf\xa3":
+        return "video/webm"
+    if head[:4] == b"OggS":
+        return "audio/ogg"
+    if head[:4] == b"fLaC":
+        return "audio/flac"
+    if head[:3] == b"ID3" or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0):
+        return "audio/mpeg"
+    return None
+
+
+def looks_complete(data: bytes, mime: str) -> bool:
+    """Cheap truncation check for the formats that carry an end marker or a length."""
+    if mime == "image/png":
+        return data.rstrip(b"\x00").endswith(b"IEND\xaeB`\x82")
+    if mime == "image/jpeg":
+        return data.rstrip(b"\x00\r\n").endswith(b"\xff\xd9")
+    if mime in ("image/webp", "audio/wav") and len(data) >= 12:
+        return int.from_bytes(data[4:8], "little") + 8 <= len(data)
+    return True
+
+
+def check_media(provider: str, data: bytes, expect: MediaKind, declared: str = "") -> Media:
+    """Bytes -> :class:`Media`, or ProviderBadResponse if they are not a whole ``expect`` file."""
+    if not data:
+        raise ProviderBadResponse(provider, f"empty {expect} download")
+    mime = sniff(data)
+    if mime is None or not mime.startswith(expect + "/"):
+        what = mime or "unrecognised bytes"
+        raise ProviderBadResponse(provider, f"expected {expect}, got {what} ({declared or '?'})")
+    if not looks_complete(data, mime):
+        raise ProviderBadResponse(provider, f"truncated {mime} ({len(data)} bytes)")
+    return Media(data=data, mime=mime)
+
+
+def decode_data_uri(provider: str, uri: str, expect: MediaKind) -> Media:
+    header, _, payload = uri.partition(",")
+    try:
+        data = base64.b64decode(payload, validate=True) if ";base64" in header else payload.encode()
+    except (binascii.Error, ValueError) as err:
+        raise ProviderBadResponse(provider, "data URI is not valid base64") from err
+    return check_media(provider, data, expect, header[5:].split(";")[0])
+
+
+def data_uri(media: Media) -> str:
+    return f"data:{media.mime};base64,{base64.b64encode(media.data).decode()}"
+
+
+# --------------------------------------------------------------------------- the service client
+
+
+class Service:
+    """One model service as seen from this process: its name, auth headers, limits and retries.
+
+    Provider classes own one each and call :meth:`request`, :meth:`json` and :meth:`download`.
+    ``refusal`` recognises the service's own content-policy answer in a 4xx (or 200) body.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        settings: ProviderSettings,
+        *,
+        auth: Callable[[], dict[str, str]] | None = None,
+        secrets: Callable[[], list[str]] | None = None,
+        refusal: RefusalCheck | None = None,
+    ) -> None:
+        self.name = name
+        self.settings = settings
+        self._auth = auth or dict
+        self._secrets = secrets or list
+        self.refusal = refusal
+        self.retry = RetryPolicy(retries=settings.provider_retries)
+        self.limit = settings.provider_concurrency
+        self.total_limit = settings.provider_concurrency_total
+        self.max_download = int(settings.max_download_mb * 1024 * 1024)
+        base = settings.provider_timeout_s
+        self.timeouts: dict[CallKind, float] = {
+            "api": base,
+            "poll": min(base, 30.0),
+            "upload": base,
+            "download": max(base, 120.0),
+        }
+
+    def __repr__(self) -> str:
+        return f"Service({self.name!r})"
+
+    # -- plumbing
+
+    def _timeout(self, kind: CallKind) -> httpx.Timeout:
+        t = self.timeouts[kind]
+        return httpx.Timeout(t, connect=min(t, 10.0))
+
+    def _clean(self, text: str) -> str:
+        return redact(text, self._secrets())
+
+    async def _attempts(self, what: str, kind: CallKind, once: Callable[[], Awaitable[T]]) -> T:
+        last = _Retry("no attempt made")
+        lease = self.timeouts[kind] * 2 + 10
+        for attempt in range(self.retry.retries + 1):
+            try:
+                async with slot(self.name, self.limit, self.total_limit, lease):
+                    return await once()
+            except _Retry as retry:
+                last = retry
+            if attempt < self.retry.retries:
+                delay = self.retry.delay(attempt, last.retry_after)
+                log.info(
+                    "retrying provider call",
+                    extra={"provider": self.name, "call": what, "reason": last.reason,
+                           "attempt": attempt + 1, "delay_s": round(delay, 3)},
+                )
+                await self.retry.sleep(delay)
+        raise ProviderUnavailable(
+            self.name, f"{what}: {last.reason} (gave up after {self.retry.retries + 1} attempts)"
+        )
+
+    def _raise_for(self, response: httpx.Response, what: str) -> None:
+        """Map a non-2xx answer to a typed error, or to a retry."""
+        status = response.status_code
+        if status < 400 and status not in RETRY_STATUSES:
+            return
+        payload: Any = None
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = None
+        if status in RETRY_STATUSES or status >= 500:
+            raise _Retry(
+                f"HTTP {status}: {self._clean(error_message(response, payload))}",
+                parse_retry_after(response.headers),
+            )
+        refused = self.refusal(response, payload) if self.refusal else None
+        if refused:
+            raise ContentRefused(self.name, self._clean(refused))
+        msg = self._clean(error_message(response, payload))
+        if status in (401, 403):
+            raise ProviderAuthError(self.name, f"key rejected (HTTP {status}): {msg}")
+        raise ProviderBadRequest(self.name, f"{what} rejected (HTTP {status}): {msg}")
+
+    # -- calls
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        kind: CallKind = "api",
+        what: str = "",
+        json: Any = None,
+        data: Mapping[str, Any] | None = None,
+        files: Any = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        what = what or f"{method} {httpx.URL(url).path}"
+
+        async def once() -> httpx.Response:
+            try:
+                response = await get_client().request(
+                    method,
+                    url,
+                    json=json,
+                    data=data,
+                    files=files,
+                    params=params,
+                    headers={**self._auth(), **(headers or {})},
+                    timeout=self._timeout(kind),
+                )
+            except httpx.TimeoutException as err:
+                raise _Retry(f"timed out after {self.timeouts[kind]:g}s") from err
+            except httpx.TransportError as err:
+                raise _Retry(f"connection failed ({type(err).__name__})") from err
+            self._raise_for(response, what)
+            return response
+
+        return await self._attempts(what, kind, once)
+
+    async def json(self, method: str, url: str, **kwargs: Any) -> Any:
+        response = await self.request(method, url, **kwargs)
+        return self.parse_json(response)
+
+    def parse_json(self, response: httpx.Response) -> Any:
+        try:
+            return json.loads(response.content)
+        except ValueError as err:
+            snippet = self._clean(response.text[:80])
+            raise ProviderBadResponse(self.name, f"answer is not JSON: {snippet!r}") from err
+
+    async def download(
+        self, url: str, expect: MediaKind, *, authorised: bool = False, max_bytes: int | None = None
+    ) -> Media:
+        """Stream ``url`` into memory, refusing more than ``max_bytes`` and anything that is not
+        a complete ``expect`` file. ``authorised`` sends the service's key (its own URLs only)."""
+        if url.startswith("data:"):
+            return decode_data_uri(self.name, url, expect)
+        cap = max_bytes or self.max_download
+
+        async def once() -> Media:
+            headers = self._auth() if authorised else {}
+            try:
+                async with get_client().stream(
+                    "GET", url, headers=headers, timeout=self._timeout("download")
+                ) as response:
+                    if response.status_code >= 400:
+                        await response.aread()
+                        self._raise_for(response, "download")
+                    declared = response.headers.get("content-type", "").split(";")[0].strip()
+                    if declared not in _FAMILY_OK and not declared.startswith(expect + "/"):
+                        raise ProviderBadResponse(
+                            self.name, f"download is {declared}, not {expect}"
+                        )
+                    length = response.headers.get("content-length")
+                    if length and length.isdigit() and int(length) > cap:
+                        raise ProviderBadResponse(
+                            self.name, f"download of {int(length)} bytes exceeds the {cap} cap"
+                        )
+                    buf = bytearray()
+                    async for chunk in response.aiter_bytes():
+                        buf += chunk
+                        if len(buf) > cap:
+                            raise ProviderBadResponse(
+                                self.name, f"download exceeds the {cap} byte cap"
+                            )
+            except httpx.TimeoutException as err:
+                raise _Retry("download timed out") from err
+            except httpx.TransportError as err:
+                raise _Retry(f"download broke off ({type(err).__name__})") from err
+            return check_media(self.name, bytes(buf), expect, declared)
+
+        return await self._attempts("download", "download", once)
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What a free check call learnt: could we reach the service, did it accept the key."""
+
+    reachable: bool
+    key_accepted: bool | None
+    detail: str
+
+
+async def probe(
+    service: Service,
+    url: str,
+    *,
+    accept: Iterable[int] = (200,),
+    headers: Mapping[str, str] | None = None,
+) -> Probe:
+    """One GET without retries, for ``storyloom providers``. Never raises."""
+    try:
+        response = await get_client().get(
+            url, headers={**service._auth(), **(headers or {})}, timeout=service._timeout("poll")
+        )
+    except httpx.HTTPError as err:
+        return Probe(False, None, f"unreachable ({type(err).__name__})")
+    msg = service._clean(error_message(response)) if response.status_code >= 400 else ""
+    if response.status_code in (401, 403):
+        return Probe(True, False, f"key rejected (HTTP {response.status_code}): {msg}")
+    if response.status_code in set(accept):
+        return Probe(True, True, "ok")
+    return Probe(True, None, f"unexpected HTTP {response.status_code}: {msg}")
+
+
+# --------------------------------------------------------------------------- audio helpers
+
+
+def wav_from_pcm16(pcm: bytes, rate: int, channels: int = 1) -> bytes:
+    """A RIFF/WAVE file around little-endian 16-bit PCM."""
+    data_len = len(pcm)
+    header = b"".join([
+        b"RIFF", (36 + data_len).to_bytes(4, "little"), b"WAVE",
+        b"fmt ", (16).to_bytes(4, "little"), (1).to_bytes(2, "little"),
+        channels.to_bytes(2, "little"), rate.to_bytes(4, "little"),
+        (rate * channels * 2).to_bytes(4, "little"), (channels * 2).to_bytes(2, "little"),
+        (16).to_bytes(2, "little"),
+        b"data", data_len.to_bytes(4, "little"),
+    ])
+    return header + pcm
+
+
+def normalise_wav(provider: str, data: bytes) -> tuple[Media, float]:
+    """A service's WAV (possibly streamed, with placeholder sizes) -> mono PCM16 WAV + seconds."""
+    if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        raise ProviderBadResponse(provider, "speech answer is not a WAV file")
+    offset, fmt, pcm = 12, None, None
+    while offset + 8 <= len(data):
+        chunk_id = data[offset : offset + 4]
+        size = int.from_bytes(data[offset + 4 : offset + 8], "little")
+        body = data[offset + 8 : offset + 8 + size]
+        if chunk_id == b"fmt " and len(body) >= 16:
+            fmt = (
+                int.from_bytes(body[0:2], "little"),
+                int.from_bytes(body[2:4], "little"),
+                int.from_bytes(body[4:8], "little"),
+                int.from_bytes(body[14:16], "little"),
+            )
+        elif chunk_id == b"data":
+            pcm = body
+            break
+        offset += 8 + size + (size & 1)
+    if fmt is None or pcm is None:
+        raise ProviderBadResponse(provider, "WAV answer lacks its fmt or data chunk")
+    codec, channels, rate, bits = fmt
+    if codec != 1 or bits != 16 or channels < 1 or rate <= 0:
+        raise ProviderBadResponse(provider, f"WAV is not PCM16 (format {codec}, {bits} bits)")
+    frame = 2 * channels
+    pcm = pcm[: len(pcm) - len(pcm) % frame]
+    if not pcm:
+        raise ProviderBadResponse(provider, "WAV answer holds no audio")
+    if channels > 1:
+        pcm = b"".join(pcm[i : i + 2] for i in range(0, len(pcm), frame))
+    return Media(data=wav_from_pcm16(pcm, rate), mime="audio/wav"), len(pcm) / 2 / rate
+
+
+# --------------------------------------------------------------------------- request shaping
+
+
+def compose_prompt(request: ImageRequest) -> str:
+    """Everything a text-only image model needs, in one prompt."""
+    parts = [request.prompt.strip()]
+    if request.setting:
+        parts.append(f"Setting: {request.setting}, {request.time_of_day}.")
+    parts.append(f"{request.framing.capitalize()} shot. Style: {request.style}.")
+    for c in request.characters:
+        parts.append(f"{c.name}: {c.description}.")
+    if any(c.reference for c in request.characters):
+        parts.append("Keep each character exactly as in the reference images.")
+    if request.negative_prompt:
+        parts.append(f"Avoid: {request.negative_prompt}.")
+    return " ".join(p for p in parts if p)
+
+
+MOTION_PROMPTS = {
+    "push_in": "slow camera push in",
+    "pull_out": "slow camera pull out",
+    "pan_left": "slow camera pan to the left",
+    "pan_right": "slow camera pan to the right",
+    "rise": "camera slowly rises",
+    "still": "static camera, subtle ambient motion",
+}
+
+
+def motion_prompt(request: AnimateRequest) -> str:
+    return ", ".join(p for p in (request.prompt.strip(), MOTION_PROMPTS[request.motion]) if p)
+
+
+def nearest_aspect(width: int, height: int, choices: Iterable[str]) -> str:
+    """The ``"w:h"`` from ``choices`` closest to ``width/height``."""
+
+    def ratio(choice: str) -> float:
+        w, _, h = choice.partition(":")
+        return float(w) / float(h)
+
+    return min(choices, key=lambda c: abs(ratio(c) - width / height))
+
+
+async def poll_until(
+    service: Service,
+    fetch: Callable[[], Awaitable[T]],
+    done: Callable[[T], bool],
+    *,
+    deadline_s: float,
+    interval_s: float,
+    what: str,
+    max_interval_s: float = 10.0,
+) -> T:
+    """Call ``fetch`` until ``done`` says so or ``deadline_s`` passes (ProviderUnavailable)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + deadline_s
+    wait = interval_s
+    while True:
+        state = await fetch()
+        if done(state):
+            return state
+        remaining = end - loop.time()
+        if remaining <= 0:
+            raise ProviderUnavailable(service.name, f"{what} still running after {deadline_s:g}s")
+        await asyncio.sleep(min(wait, remaining))
+        wait = min(wait * 1.5, max_interval_s)
+
+
+def field_of(provider: str, payload: Any, *path: str | int) -> Any:
+    """``payload[path...]`` or ProviderBadResponse naming the missing piece."""
+    cur = payload
+    for key in path:
+        try:
+            cur = cur[key]
+        except (KeyError, IndexError, TypeError) as err:
+            where = ".".join(str(p) for p in path)
+            raise ProviderBadResponse(provider, f"answer has no {where}") from err
+    return cur
+
+
+__all__ = [
+    "Probe",
+    "ProviderError",
+    "RetryPolicy",
+    "Service",
+    "check_media",
+    "close_client",
+    "configure_redis",
+    "data_uri",
+    "field_of",
+    "get_client",
+    "parse_retry_after",
+    "poll_until",
+    "redact",
+    "sniff",
+]

@@ -1,0 +1,222 @@
+"""Replicate predictions, for any image or video model.
+
+The chain entry names the model as ``owner/name`` (``POST /v1/models/{owner}/{name}/predictions``,
+the model's latest version) or as ``owner/name:version`` or a bare 64-hex version id
+(``POST /v1/predictions`` with ``version``). Requests carry ``Prefer: wait=N`` so most image models
+answer in the same call; a prediction still ``starting`` or ``processing`` when the wait ends is
+polled at ``urls.get`` until ``succeeded``, ``failed`` or ``canceled``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any, ClassVar
+
+from providers.base import (
+    AnimateRequest,
+    CharacterRef,
+    ClipResult,
+    ContentRefused,
+    ImageRequest,
+    ImageResult,
+    ProviderBadResponse,
+    ProviderUnavailable,
+)
+from providers.config import ProviderSettings
+from providers.http import (
+    Probe,
+    Service,
+    compose_prompt,
+    data_uri,
+    field_of,
+    motion_prompt,
+    nearest_aspect,
+    poll_until,
+    probe,
+)
+from providers.pricing import PriceTable
+
+log = logging.getLogger(__name__)
+
+NAME = "replicate"
+TERMINAL = {"succeeded", "failed", "canceled", "aborted"}
+PENDING = {"starting", "processing"}
+ASPECTS = ("1:1", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3", "21:9", "9:21")
+_REFUSAL = re.compile(r"nsfw|sensitive|flagged|content polic|safety", re.IGNORECASE)
+
+
+def _refusal(response: Any, payload: Any) -> str | None:
+    if not isinstance(payload, dict):
+        return None
+    text = str(payload.get("detail") or payload.get("error") or "")
+    return text if text and _REFUSAL.search(text) else None
+
+
+def output_urls(output: Any) -> list[str]:
+    """Every URL (or data URI) in a prediction's output, in order, whatever its shape."""
+    if isinstance(output, str):
+        return [output] if output.startswith(("http://", "https://", "data:")) else []
+    if isinstance(output, list):
+        return [u for item in output for u in output_urls(item)]
+    if isinstance(output, dict):
+        return [u for item in output.values() for u in output_urls(item)]
+    return []
+
+
+def reference_fields(model: str, refs: list[CharacterRef]) -> dict[str, Any]:
+    uris = [data_uri(c.reference) for c in refs if c.reference is not None]
+    if not uris:
+        return {}
+    m = model.lower()
+    if "kontext" in m:
+        return {"input_image": uris[0]}
+    if "pulid" in m:
+        return {"main_face_image": uris[0]}
+    if "redux" in m:
+        return {"redux_image": uris[0]}
+    return {}
+
+
+class _ReplicateBase:
+    name: str = NAME
+    default_model: ClassVar[str] = ""
+
+    def __init__(self, model: str, settings: ProviderSettings) -> None:
+        self.model = model or self.default_model
+        self.base_url = settings.replicate_base_url.rstrip("/")
+        self.settings = settings
+        self.prices = PriceTable(settings.price_overrides)
+        self.poll_interval_s = settings.poll_interval_s
+        token = settings.replicate_api_token
+
+        def auth() -> dict[str, str]:
+            secret = token.get_secret_value()
+            return {"Authorization": f"Bearer {secret}"} if secret else {}
+
+        self.service = Service(
+            NAME, settings, auth=auth, secrets=lambda: [token.get_secret_value()], refusal=_refusal
+        )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(model={self.model!r})"
+
+    @classmethod
+    def from_settings(cls, model: str, settings: ProviderSettings) -> _ReplicateBase:
+        return cls(model, settings)
+
+    @property
+    def model_name(self) -> str:
+        """``owner/name`` without a version, for the price table."""
+        return self.model.split(":")[0]
+
+    async def check(self) -> Probe:
+        """``GET /account``: who the token belongs to, free."""
+        return await probe(self.service, f"{self.base_url}/account")
+
+    def _endpoint(self, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        owner_name, _, version = self.model.partition(":")
+        if re.fullmatch(r"[0-9a-f]{64}", owner_name):
+            version, owner_name = owner_name, ""
+        if version:
+            return f"{self.base_url}/predictions", {"version": version, "input": inputs}
+        if owner_name.count("/") != 1:
+            raise ProviderBadResponse(NAME, f"model {self.model!r} is not owner/name[:version]")
+        return f"{self.base_url}/models/{owner_name}/predictions", {"input": inputs}
+
+    async def predict(self, inputs: dict[str, Any], deadline_s: float) -> Any:
+        """Create a prediction, wait for it, and return its output (or a typed error)."""
+        url, body = self._endpoint(inputs)
+        wait = max(1, min(60, int(self.service.timeouts["api"]) - 5))
+        prediction = await self.service.json(
+            "POST", url, json=body, headers={"Prefer": f"wait={wait}"}, what="prediction"
+        )
+        status = field_of(NAME, prediction, "status")
+        if status not in TERMINAL:
+            if status not in PENDING:
+                raise ProviderBadResponse(NAME, f"unknown prediction status {status!r}")
+            prediction_id = field_of(NAME, prediction, "id")
+            urls = prediction.get("urls") or {}
+            get_url = urls.get("get") or f"{self.base_url}/predictions/{prediction_id}"
+
+            async def fetch() -> Any:
+                return await self.service.json("GET", get_url, kind="poll", what="prediction")
+
+            def finished(state: Any) -> bool:
+                s = state.get("status") if isinstance(state, dict) else None
+                if s in TERMINAL:
+                    return True
+                if s in PENDING:
+                    return False
+                raise ProviderBadResponse(NAME, f"unknown prediction status {s!r}")
+
+            try:
+                prediction = await poll_until(
+                    self.service, fetch, finished, deadline_s=deadline_s,
+                    interval_s=self.poll_interval_s, what=f"prediction {prediction_id}",
+                )
+            except ProviderUnavailable:
+                cancel = urls.get("cancel") or f"{self.base_url}/predictions/{prediction_id}/cancel"
+                try:
+                    await self.service.request("POST", cancel, kind="poll", what="cancel")
+                except Exception:
+                    log.debug("cancel failed", exc_info=True, extra={"provider": NAME})
+                raise
+        status = prediction["status"]
+        if status == "succeeded":
+            return prediction.get("output")
+        error = str(prediction.get("error") or status)[:300]
+        if _REFUSAL.search(error):
+            raise ContentRefused(NAME, error)
+        raise ProviderUnavailable(NAME, f"prediction {status}: {error}")
+
+
+class ReplicateImageGenerator(_ReplicateBase):
+    default_model = "black-forest-labs/flux-schnell"
+
+    async def generate(self, request: ImageRequest) -> ImageResult:
+        refs = [c for c in request.characters if c.reference is not None]
+        inputs: dict[str, Any] = {
+            "prompt": compose_prompt(request),
+            "seed": request.seed,
+            "num_outputs": request.count,
+            "aspect_ratio": nearest_aspect(request.width, request.height, ASPECTS),
+            "width": request.width,
+            "height": request.height,
+            "output_format": "png",
+            **reference_fields(self.model, refs),
+        }
+        if request.negative_prompt:
+            inputs["negative_prompt"] = request.negative_prompt
+        output = await self.predict(inputs, self.settings.image_deadline_s)
+        urls = output_urls(output)
+        if not urls:
+            raise ProviderBadResponse(NAME, "prediction succeeded without an image URL")
+        images = [await self.service.download(u, "image") for u in urls]
+        usage = self.prices.usage(NAME, self.model_name, "image", len(images))
+        return ImageResult(
+            images=images, seeds=[request.seed + i for i in range(len(images))], usage=usage
+        )
+
+
+class ReplicateAnimator(_ReplicateBase):
+    default_model = "kwaivgi/kling-v1.6-standard"
+
+    async def animate(self, request: AnimateRequest) -> ClipResult:
+        m = self.model.lower()
+        kling = "kling" in m
+        seconds = (10.0 if request.duration_s > 7.5 else 5.0) if kling else request.duration_s
+        inputs: dict[str, Any] = {
+            "prompt": motion_prompt(request),
+            ("start_image" if "kling" in m else "image"): data_uri(request.image),
+            "duration": int(seconds) if "kling" in m else request.duration_s,
+            "aspect_ratio": nearest_aspect(request.width, request.height, ("16:9", "9:16", "1:1")),
+            "seed": request.seed,
+        }
+        output = await self.predict(inputs, self.settings.video_deadline_s)
+        urls = output_urls(output)
+        if not urls:
+            raise ProviderBadResponse(NAME, "prediction succeeded without a video URL")
+        clip = await self.service.download(urls[0], "video")
+        usage = self.prices.usage(NAME, self.model_name, "second", seconds)
+        return ClipResult(clip=clip, duration_s=seconds, usage=usage)

@@ -1,0 +1,373 @@
+"""Fakes of OpenAI, fal.ai, Replicate, ElevenLabs and ComfyUI, each in its documented format."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import uuid
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from tests.fakes.base import RECORDED, FakeService, load, mp4, png
+
+GOOD_KEY = "sk-test-0123456789abcdef"
+
+
+def wav(seconds: float = 0.5, rate: int = 24000) -> bytes:
+    pcm = b"\x00\x01" * int(seconds * rate)
+    n = len(pcm)
+    return (
+        b"RIFF" + (36 + n).to_bytes(4, "little") + b"WAVEfmt " + (16).to_bytes(4, "little")
+        + (1).to_bytes(2, "little") + (1).to_bytes(2, "little") + rate.to_bytes(4, "little")
+        + (rate * 2).to_bytes(4, "little") + (2).to_bytes(2, "little") + (16).to_bytes(2, "little")
+        + b"data" + n.to_bytes(4, "little") + pcm
+    )
+
+
+class _Keyed(FakeService):
+    """Answers 401 in the service's own format unless the expected credential is sent."""
+
+    auth_header = "Authorization"
+    auth_prefix = "Bearer "
+    error_401 = "openai_error_401.json"
+
+    def __init__(self, key: str = GOOD_KEY) -> None:
+        self.key = key
+        super().__init__()
+
+    def denied(self, request: web.Request) -> web.Response | None:
+        if request.headers.get(self.auth_header) == f"{self.auth_prefix}{self.key}":
+            return None
+        return web.json_response(load(self.error_401), status=401)
+
+
+# --------------------------------------------------------------------------- OpenAI
+
+
+class FakeOpenAI(_Keyed):
+    def __init__(self, key: str = GOOD_KEY) -> None:
+        self.chat_answers: list[Any] = []  # str -> message content; dict -> whole payload
+        self.reject_json_schema = False
+        self.image_bytes = png()
+        super().__init__(key)
+
+    def routes(self, router: web.UrlDispatcher) -> None:
+        router.add_post("/v1/chat/completions", self.chat)
+        router.add_post("/v1/images/generations", self.images)
+        router.add_post("/v1/images/edits", self.images)
+        router.add_post("/v1/audio/speech", self.speech)
+        router.add_get("/v1/models", self.models)
+
+    async def chat(self, request: web.Request) -> web.Response:
+        if (denied := self.denied(request)) is not None:
+            return denied
+        body = request[RECORDED].json
+        if self.reject_json_schema and body["response_format"]["type"] == "json_schema":
+            return web.json_response(load("openai_error_response_format.json"), status=400)
+        answer = self.chat_answers.pop(0)
+        if isinstance(answer, dict):
+            return web.json_response(answer)
+        payload = load("openai_chat_completion.json")
+        payload["choices"][0]["message"]["content"] = answer
+        return web.json_response(payload)
+
+    async def images(self, request: web.Request) -> web.Response:
+        if (denied := self.denied(request)) is not None:
+            return denied
+        rec = request[RECORDED]
+        n = int((rec.json or rec.form).get("n", 1))
+        b64 = base64.b64encode(self.image_bytes).decode()
+        payload = load("openai_images_response.json", b64=b64)
+        payload["data"] = payload["data"] * n
+        return web.json_response(payload)
+
+    async def speech(self, request: web.Request) -> web.Response:
+        if (denied := self.denied(request)) is not None:
+            return denied
+        return web.Response(body=wav(0.5), content_type="audio/wav")
+
+    async def models(self, request: web.Request) -> web.Response:
+        if (denied := self.denied(request)) is not None:
+            return denied
+        return web.json_response(load("openai_models.json"))
+
+
+# --------------------------------------------------------------------------- fal.ai
+
+
+class FakeFal(_Keyed):
+    auth_prefix = "Key "
+    error_401 = "fal_error_401.json"
+
+    def __init__(self, key: str = GOOD_KEY) -> None:
+        self.jobs: dict[str, dict[str, Any]] = {}
+        self.statuses = ["IN_QUEUE", "IN_PROGRESS", "COMPLETED"]
+        self.refuse_words: set[str] = set()
+        self.flag_nsfw = False
+        self.never_complete = False
+        self.files: dict[str, tuple[bytes, str]] = {}
+        super().__init__(key)
+
+    def routes(self, router: web.UrlDispatcher) -> None:
+        router.add_get("/files/{name}", self.file)
+        router.add_get(r"/{owner}/{app}/requests/{id}/status", self.status)
+        router.add_put(r"/{owner}/{app}/requests/{id}/cancel", self.cancel)
+        router.add_get(r"/{owner}/{app}/requests/{id}", self.result)
+        router.add_post(r"/{model:.+}", self.submit)
+
+    async def file(self, request: web.Request) -> web.Response:
+        data, ctype = self.files[request.match_info["name"]]
+        return web.Response(body=data, content_type=ctype)
+
+    async def submit(self, request: web.Request) -> web.Response:
+        if (denied := self.denied(request)) is not None:
+            return denied
+        model = request.match_info["model"]
+        app = "/".join(model.split("/")[:2])
+        job_id = str(uuid.uuid4())
+        self.jobs[job_id] = {"model": model, "input": request[RECORDED].json,
+                             "statuses": list(self.statuses), "app": app}
+        return web.json_response(load("fal_submit.json", id=job_id, base=self.url, app=app))
+
+    async def status(self, request: web.Request) -> web.Response:
+        if (denied := self.denied(request)) is not None:
+            return denied
+        job = self.jobs.get(request.match_info["id"])
+        if job is None:
+            return web.json_response({"detail": "Request not found"}, status=404)
+        state = "IN_PROGRESS" if self.never_complete else (
+            job["statuses"].pop(0) if len(job["statuses"]) > 1 else job["statuses"][0]
+        )
+        name = f"fal_status_{state.lower()}.json"
+        return web.json_response(load(name, id=request.match_info["id"], base=self.url,
+                                      app=job["app"]))
+
+    async def cancel(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "CANCELLATION_REQUESTED"}, status=202)
+
+    async def result(self, request: web.Request) -> web.Response:
+        if (denied := self.denied(request)) is not None:
+            return denied
+        job = self.jobs[request.match_info["id"]]
+        prompt = str(job["input"].get("prompt", "")).lower()
+        if any(w in prompt for w in self.refuse_words):
+            return web.json_response(load("fal_error_422_content_policy.json"), status=422)
+        name = uuid.uuid4().hex
+        if "video" in job["model"] or "i2v" in job["model"]:
+            self.files[name] = (mp4(), "video/mp4")
+            return web.json_response(load("fal_result_video.json", url=f"{self.url}/files/{name}"))
+        self.files[name] = (png(), "image/png")
+        payload = load("fal_result_image.json", url=f"{self.url}/files/{name}",
+                       seed=job["input"].get("seed", 0))
+        payload["images"] = payload["images"] * int(job["input"].get("num_images", 1))
+        payload["has_nsfw_concepts"] = [self.flag_nsfw] * len(payload["images"])
+        return web.json_response(payload)
+
+
+# --------------------------------------------------------------------------- Replicate
+
+
+class FakeReplicate(_Keyed):
+    error_401 = "replicate_error_401.json"
+
+    def __init__(self, key: str = GOOD_KEY) -> None:
+        self.sync = True  # finish inside the Prefer: wait window
+        self.outcome = "succeeded"  # or "nsfw", "failed"
+        self.polls_before_done = 2
+        self.predictions: dict[str, dict[str, Any]] = {}
+        self.files: dict[str, tuple[bytes, str]] = {}
+        super().__init__(key)
+
+    def routes(self, router: web.UrlDispatcher) -> None:
+        router.add_get("/files/{name}", self.file)
+        router.add_post("/v1/models/{owner}/{name}/predictions", self.create)
+        router.add_post("/v1/predictions", self.create)
+        router.add_get("/v1/predictions/{id}", self.get)
+        router.add_post("/v1/predictions/{id}/cancel", self.cancel)
+        router.add_get("/v1/account", self.account)
+
+    async def file(self, request: web.Request) -> web.Response:
+        data, ctype = self.files[request.match_info["name"]]
+        return web.Response(body=data, content_type=ctype)
+
+    def _finish(self, pred: dict[str, Any], video: bool, n: int) -> None:
+        if self.outcome == "nsfw":
+            pred["status"] = "failed"
+            pred["error"] = load_text("replicate_nsfw_error.txt")
+            return
+        if self.outcome == "failed":
+            pred["status"] = "failed"
+            pred["error"] = "CUDA error: an illegal memory access was encountered"
+            return
+        urls = []
+        for _ in range(n):
+            name = uuid.uuid4().hex
+            self.files[name] = (mp4(), "video/mp4") if video else (png(), "image/png")
+            urls.append(f"{self.url}/files/{name}")
+        pred["status"] = "succeeded"
+        pred["output"] = urls[0] if video else urls
+
+    async def create(self, request: web.Request) -> web.Response:
+        if (denied := self.denied(request)) is not None:
+            return denied
+        body = request[RECORDED].json
+        model = (f"{request.match_info['owner']}/{request.match_info['name']}"
+                 if "owner" in request.match_info else "version:" + body["version"])
+        pid = uuid.uuid4().hex[:26]
+        pred = load("replicate_prediction.json", id=pid, model=model, base=self.url + "/v1",
+                    status="starting")
+        pred["input"] = body["input"]
+        video = "start_image" in body["input"] or "image" in body["input"]
+        n = int(body["input"].get("num_outputs", 1))
+        self.predictions[pid] = {"pred": pred, "video": video, "n": n,
+                                 "polls": self.polls_before_done}
+        if self.sync:
+            self._finish(pred, video, n)
+        return web.json_response(pred, status=201)
+
+    async def get(self, request: web.Request) -> web.Response:
+        if (denied := self.denied(request)) is not None:
+            return denied
+        entry = self.predictions[request.match_info["id"]]
+        pred = entry["pred"]
+        if pred["status"] in ("starting", "processing"):
+            entry["polls"] -= 1
+            pred["status"] = "processing"
+            if entry["polls"] <= 0:
+                self._finish(pred, entry["video"], entry["n"])
+        return web.json_response(pred)
+
+    async def cancel(self, request: web.Request) -> web.Response:
+        pred = self.predictions[request.match_info["id"]]["pred"]
+        pred["status"] = "canceled"
+        return web.json_response(pred)
+
+    async def account(self, request: web.Request) -> web.Response:
+        if (denied := self.denied(request)) is not None:
+            return denied
+        return web.json_response(load("replicate_account.json"))
+
+
+def load_text(name: str) -> str:
+    from tests.fakes.base import DATA
+
+    return (DATA / name).read_text(encoding="utf-8").strip()
+
+
+# --------------------------------------------------------------------------- ElevenLabs
+
+
+class FakeElevenLabs(_Keyed):
+    auth_header = "xi-api-key"
+    auth_prefix = ""
+    error_401 = "elevenlabs_error_401.json"
+    CHAR_S = 0.05
+    RATE = 24000
+
+    def __init__(self, key: str = GOOD_KEY) -> None:
+        self.truncate_audio = False
+        super().__init__(key)
+
+    def routes(self, router: web.UrlDispatcher) -> None:
+        router.add_post("/v1/text-to-speech/{voice}/with-timestamps", self.tts)
+        router.add_get("/v1/user", self.user)
+
+    async def tts(self, request: web.Request) -> web.Response:
+        if (denied := self.denied(request)) is not None:
+            return denied
+        text = request[RECORDED].json["text"]
+        chars = list(text)
+        starts = [round(i * self.CHAR_S, 3) for i in range(len(chars))]
+        ends = [round((i + 1) * self.CHAR_S, 3) for i in range(len(chars))]
+        pcm = b"\x01\x00" * int(len(chars) * self.CHAR_S * self.RATE)
+        if self.truncate_audio:
+            pcm = pcm[:-1]
+        payload = load("elevenlabs_with_timestamps.json", audio=base64.b64encode(pcm).decode(),
+                       chars=json.dumps(chars), starts=json.dumps(starts), ends=json.dumps(ends))
+        return web.json_response(payload)
+
+    async def user(self, request: web.Request) -> web.Response:
+        if (denied := self.denied(request)) is not None:
+            return denied
+        return web.json_response(load("elevenlabs_user.json"))
+
+
+# --------------------------------------------------------------------------- ComfyUI
+
+
+class FakeComfyUI(FakeService):
+    def __init__(self) -> None:
+        self.mode = "ok"  # "ok" | "error" | "no_ws"
+        self.sockets: dict[str, web.WebSocketResponse] = {}
+        self.done: set[str] = set()
+        self.uploads: dict[str, bytes] = {}
+        self.prompts: dict[str, Any] = {}
+        self.ws_messages_sent: list[str] = []
+        super().__init__()
+
+    def routes(self, router: web.UrlDispatcher) -> None:
+        router.add_get("/ws", self.ws)
+        router.add_post("/prompt", self.prompt)
+        router.add_get("/history/{id}", self.history)
+        router.add_get("/view", self.view)
+        router.add_post("/upload/image", self.upload)
+        router.add_get("/system_stats", self.stats)
+
+    async def ws(self, request: web.Request) -> web.StreamResponse:
+        if self.mode == "no_ws":
+            return web.Response(status=404, text="404: Not Found")
+        sock = web.WebSocketResponse()
+        await sock.prepare(request)
+        client = request.query.get("clientId", "")
+        self.sockets[client] = sock
+        await sock.send_json(load("comfyui_ws_messages.json", id="", client=client)[0])
+        async for msg in sock:
+            if msg.type == WSMsgType.CLOSE:
+                break
+        return sock
+
+    async def _run(self, prompt_id: str, client: str) -> None:
+        sock = self.sockets.get(client)
+        name = "comfyui_ws_error.json" if self.mode == "error" else "comfyui_ws_messages.json"
+        messages = load(name, id=prompt_id, client=client)
+        await asyncio.sleep(0.02)
+        if self.mode != "error":
+            self.done.add(prompt_id)
+        if sock is None:
+            return
+        await sock.send_bytes(b"\x00\x00\x00\x01preview")  # a binary preview frame
+        for m in messages:
+            await sock.send_json(m)
+            self.ws_messages_sent.append(m["type"])
+
+    async def prompt(self, request: web.Request) -> web.Response:
+        body = request[RECORDED].json
+        if not isinstance(body, dict) or "prompt" not in body:
+            return web.json_response(load("comfyui_error_400.json"), status=400)
+        prompt_id = str(uuid.uuid4())
+        self.prompts[prompt_id] = body["prompt"]
+        asyncio.get_running_loop().create_task(self._run(prompt_id, body.get("client_id", "")))
+        return web.json_response(load("comfyui_prompt_response.json", id=prompt_id))
+
+    async def history(self, request: web.Request) -> web.Response:
+        prompt_id = request.match_info["id"]
+        if prompt_id not in self.done:
+            return web.json_response({})
+        return web.json_response(load("comfyui_history.json", id=prompt_id))
+
+    async def view(self, request: web.Request) -> web.Response:
+        if request.query.get("type") != "output" or "filename" not in request.query:
+            return web.Response(status=404)
+        return web.Response(body=png((10, 120, 200)), content_type="image/png")
+
+    async def upload(self, request: web.Request) -> web.Response:
+        rec = request[RECORDED]
+        field, filename, data = rec.files[0]
+        assert field == "image"
+        self.uploads[filename] = data
+        return web.json_response(load("comfyui_upload_response.json", name=filename))
+
+    async def stats(self, request: web.Request) -> web.Response:
+        return web.json_response({"system": {"comfyui_version": "0.3.40"}, "devices": []})
