@@ -31,8 +31,6 @@ def say(text: str) -> None:
 
 
 def ensure_env() -> None:
-    if sys.version_info < (3, 11):
-        sys.exit(f"Storyloom needs Python 3.11 or newer; this is {sys.version.split()[0]}")
     wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
     if STAMP.is_file() and STAMP.read_text().strip() == wanted and PY.exists():
         return
@@ -51,6 +49,8 @@ def ensure_env() -> None:
 
 
 def main(argv: list[str]) -> int:
+    if sys.version_info < (3, 11):  # noqa: UP036 - run.py is what tells an old Python so
+        sys.exit(f"Storyloom needs Python 3.11 or newer; this is {sys.version.split()[0]}")
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__)
         return 0

@@ -146,6 +146,26 @@ def cmd_regen(args: argparse.Namespace) -> int:
     return asyncio.run(regen_story(args))
 
 
+def cmd_telegram(args: argparse.Namespace) -> int:
+    from bots.telegram.app import run
+    from pipeline.settings import get_settings
+
+    settings = get_settings()
+    if not settings.telegram_token.get_secret_value():
+        raise SettingsError("STORYLOOM_TELEGRAM_TOKEN is empty: set it to the token BotFather "
+                            "gave you (or try `storyloom chat`, which needs none)")
+    with_worker = True if args.worker else None
+    asyncio.run(run(settings, with_worker=with_worker))
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    from bots.console.chat import run_console
+    from pipeline.settings import get_settings
+
+    return asyncio.run(run_console(get_settings()))
+
+
 # --------------------------------------------------------------------------- parser
 
 
@@ -192,6 +212,14 @@ def build_parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("providers", help="list the provider chains and check each one")
     pr.add_argument("--no-check", action="store_true", help="list only; call no service")
     pr.set_defaults(func=cmd_providers)
+
+    t = sub.add_parser("telegram", help="run the Telegram bot")
+    t.add_argument("--worker", action="store_true",
+                   help="also run a pipeline worker in this process (one machine)")
+    t.set_defaults(func=cmd_telegram)
+
+    c = sub.add_parser("chat", help="the chat conversation in this terminal (no token needed)")
+    c.set_defaults(func=cmd_chat)
 
     v = sub.add_parser("version", help="print the version")
     v.set_defaults(func=cmd_version)

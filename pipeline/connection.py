@@ -61,7 +61,8 @@ def _answers(url: str, timeout: float = 1.0) -> bool:
 
     parts = urlsplit(url)
     try:
-        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 6379), timeout) as s:
+        address = (parts.hostname or "127.0.0.1", parts.port or 6379)
+        with socket.create_connection(address, timeout) as s:
             s.sendall(b"PING\r\n")
             return s.recv(16).startswith(b"+PONG")
     except OSError:

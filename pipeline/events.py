@@ -54,7 +54,7 @@ class StoryEvent(BaseModel):
             chat=story.chat,
             status=story.status,
             revision=story.revision,
-            **fields,  # type: ignore[arg-type]
+            **fields,
         )
 
 

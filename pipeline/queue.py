@@ -18,7 +18,7 @@ import os
 import random
 import socket
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from arq import Retry
@@ -172,7 +172,7 @@ def _wrap(step: str, fn: StepFn, on_failure: FailureFn, settings: Settings) -> F
 
 def build_worker(
     settings: Settings,
-    steps: dict[str, StepFn],
+    steps: Mapping[str, StepFn],
     on_failure: FailureFn,
     *,
     burst: bool = False,

@@ -58,6 +58,16 @@ class Settings(ProviderSettings):
     discord_sharded: bool = Field(False, description="Run the Discord bot with AutoShardedBot")
     discord_moderator_role: str = Field("", description="Role that may decide on any story")
     bot_worker: bool = Field(False, description="Run a worker inside the bot process")
+    bot_secret: SecretStr = Field(
+        SecretStr(""), description="Key that signs chat buttons; empty keeps a random one in Redis"
+    )
+    bot_voices: str = Field("joe", description="Voices offered in chat, comma-separated")
+    telegram_upload_mb: float = Field(
+        50, ge=1, le=2000, description="Telegram upload limit in MB (2000 with a local Bot API)"
+    )
+    telegram_webhook_listen: str = Field(
+        "0.0.0.0:8443", description="host:port the webhook server listens on"
+    )
 
     # --- story defaults and limits
     default_scenes: int = Field(6, ge=3, le=12, description="Scenes per story by default")
@@ -152,7 +162,7 @@ def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Set
             hints.append(f"{name}" + (f" (did you mean {close[0]}?)" if close else ""))
         raise SettingsError("unknown setting: " + ", ".join(hints) + "; see .env.example")
     try:
-        return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+        return Settings(_env_file=env_file, **overrides)
     except ValidationError as err:
         raise SettingsError(_explain(err)) from None
 

@@ -38,7 +38,7 @@ end
 return 1
 """
 
-Mutator = Callable[[Story], Story | None | Awaitable[Story | None]]
+Mutator = Callable[[Story], Story | Awaitable[Story | None] | None]
 
 
 def story_key(story_id: str) -> str:
@@ -54,7 +54,9 @@ class StoryStore:
     # ------------------------------------------------------------------ reads
 
     async def _raw(self, story_id: str) -> tuple[int, bytes, bytes | None]:
-        rev, doc, corrupt = await self.redis.hmget(story_key(story_id), ["rev", "doc", "corrupt"])
+        rev, doc, corrupt = await self.redis.hmget(  # type: ignore[misc]
+            story_key(story_id), ["rev", "doc", "corrupt"]
+        )
         if rev is None or doc is None:
             raise StoryNotFound(story_id)
         return int(rev), doc, corrupt
@@ -149,7 +151,7 @@ class StoryStore:
     async def mark_corrupt(self, story_id: str, reason: str) -> None:
         """Flag a document that does not validate as failed, keeping its bytes for inspection."""
         key = story_key(story_id)
-        status = await self.redis.hget(key, "status")
+        status = await self.redis.hget(key, "status")  # type: ignore[misc]
         pipe = self.redis.pipeline(transaction=True)
         pipe.hset(key, mapping={"corrupt": reason, "status": Status.failed.value})
         if status:

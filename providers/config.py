@@ -13,7 +13,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class ProviderSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="STORYLOOM_", extra="ignore", env_ignore_empty=True)
+    model_config = SettingsConfigDict(
+        env_prefix="STORYLOOM_", extra="ignore", env_ignore_empty=True
+    )
 
     # --- provider chains: comma-separated "name[:model]" entries, first that succeeds wins
     script: str = Field("offline", description="Script writer chain")

@@ -84,7 +84,9 @@ def _load(target: str) -> Callable[..., Any]:
     return obj  # type: ignore[no-any-return]
 
 
-def build_provider(capability: Capability, name: str, model: str, settings: ProviderSettings) -> Any:
+def build_provider(
+    capability: Capability, name: str, model: str, settings: ProviderSettings
+) -> Any:
     target = FACTORIES.get((capability, name))
     if target is None:
         known = sorted(n for (c, n) in FACTORIES if c == capability)

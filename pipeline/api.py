@@ -1,0 +1,214 @@
+"""The pipeline's API for front-ends (the CLI, the conversation core of the bots).
+
+Each call validates, updates the story by compare-and-set, enqueues the next step and publishes an
+event. Permission rules (who may pick in a group) belong to ``bots/core``; this layer enforces
+only what makes sense for every caller: the story exists, the scene and candidate exist, the
+story is in a status where the action means something.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pipeline.errors import BadRequest
+from pipeline.events import EventKind, StoryEvent
+from pipeline.models import ChatRef, Status, Story, StoryOptions, UserRef
+from pipeline.prompts import clean_idea, estimate_duration
+from pipeline.queue import abort_story_job, enqueue
+from pipeline.runtime import Runtime
+from pipeline.steps import STEP_STATUS
+
+RegenKind = Literal["frame", "clip", "voice"]
+
+
+class StoryAPI:
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+
+    def default_options(self, **changes: object) -> StoryOptions:
+        s = self.rt.settings
+        base = StoryOptions(
+            aspect=s.default_aspect,
+            scenes=s.default_scenes,
+            style=s.default_style,
+            voice=s.default_voice,
+            resolution=s.default_resolution,
+            candidates=s.candidates,
+            size_cap_bytes=int(s.video_size_cap_mb * 1_000_000) or None,
+            budget_usd=s.story_budget_usd or None,
+        )
+        return base.model_copy(update={k: v for k, v in changes.items() if v is not None})
+
+    async def _publish(self, story: Story, kind: EventKind, **fields: object) -> None:
+        await self.rt.outbox.publish(StoryEvent.of(story, kind, **fields))
+
+    # ------------------------------------------------------------------ create / read
+
+    async def start_story(
+        self, idea: str, owner: UserRef, chat: ChatRef, options: StoryOptions | None = None
+    ) -> Story:
+        """Validate the idea (raises BadIdea, nothing enqueued) and start the pipeline."""
+        text = clean_idea(idea, self.rt.settings.max_idea_chars)
+        story = Story(idea=text, owner=owner, chat=chat, options=options or self.default_options())
+        await self.rt.store.create(story)
+        await self._publish(story, EventKind.created, message=text)
+        await enqueue(self.rt.redis, "script", story.id, story.revision)
+        return story
+
+    async def get(self, story_id: str) -> Story:
+        return await self.rt.store.get(story_id)
+
+    async def stories_of(self, owner: UserRef, limit: int = 10) -> list[Story]:
+        out = []
+        for sid in await self.rt.store.by_owner(owner, limit):
+            try:
+                out.append(await self.rt.store.get(sid))
+            except Exception:  # a damaged story is listed by the status command, not here
+                continue
+        return out
+
+    # ------------------------------------------------------------------ storyboard decisions
+
+    async def pick(self, story_id: str, scene: int, candidate_id: str) -> Story:
+        def choose(s: Story) -> None:
+            if s.status not in (Status.awaiting_approval, Status.storyboarding):
+                raise BadRequest(
+                    f"frames can be picked while the storyboard is open, not when {s.status.value}"
+                )
+            sc = s.scene(scene)
+            if not any(c.id == candidate_id for c in sc.candidates):
+                raise BadRequest(f"scene {scene + 1} has no frame {candidate_id!r}")
+            sc.picked = candidate_id
+
+        story = await self.rt.store.update(story_id, choose)
+        await self._publish(story, EventKind.notice, scene=scene, step="pick",
+                            message=f"scene {scene + 1}: frame {candidate_id} picked")
+        return story
+
+    async def new_candidates(self, story_id: str, scene: int) -> Story:
+        """Draw new candidates for one scene (the old ones are replaced)."""
+
+        def redraw(s: Story) -> None:
+            if s.status not in (Status.awaiting_approval, Status.done):
+                raise BadRequest("new frames can be drawn once the storyboard is ready")
+            sc = s.scene(scene)
+            sc.generation += 1
+            sc.candidates = []
+            sc.picked = None
+            s.transition(Status.storyboarding)
+
+        story = await self.rt.store.update(story_id, redraw)
+        await enqueue(self.rt.redis, "storyboard", story.id, story.revision)
+        await self._publish(story, EventKind.status, step="storyboard", scene=scene,
+                            message=f"drawing new frames for scene {scene + 1}")
+        return story
+
+    async def edit_scene(self, story_id: str, scene: int, text: str) -> Story:
+        """Replace a scene's text (narration and shot); its frames, clip and voice are redone."""
+        text = clean_idea(text, 600)
+
+        def edit(s: Story) -> None:
+            if s.status not in (Status.awaiting_approval, Status.done):
+                raise BadRequest("a scene can be edited once the storyboard is ready")
+            sc = s.scene(scene)
+            sc.narration = text
+            sc.shot = text
+            sc.duration_s = estimate_duration(text)
+            sc.generation += 1
+            sc.candidates = []
+            sc.picked = None
+            s.transition(Status.storyboarding)
+
+        story = await self.rt.store.update(story_id, edit)
+        await enqueue(self.rt.redis, "storyboard", story.id, story.revision)
+        await self._publish(story, EventKind.status, step="storyboard", scene=scene,
+                            message=f"scene {scene + 1} rewritten; drawing it again")
+        return story
+
+    async def approve(self, story_id: str) -> Story:
+        def go(s: Story) -> None:
+            if s.status != Status.awaiting_approval:
+                raise BadRequest(f"this story is {s.status.value}, not waiting for approval")
+            missing = [str(sc.index + 1) for sc in s.scenes if sc.picked_frame() is None]
+            if missing:
+                raise BadRequest("pick a frame for scene " + ", ".join(missing) + " first")
+            s.transition(Status.animating)
+
+        story = await self.rt.store.update(story_id, go)
+        await enqueue(self.rt.redis, "animate", story.id, story.revision)
+        await self._publish(story, EventKind.status, step="animate", message="animating")
+        return story
+
+    async def cancel(self, story_id: str) -> Story:
+        def stop(s: Story) -> None:
+            if s.finished and s.status != Status.failed:
+                raise BadRequest(f"this story is already {s.status.value}")
+            s.transition(Status.cancelled)
+
+        story = await self.rt.store.update(story_id, stop)
+        await abort_story_job(self.rt.redis, story_id)
+        await self._publish(story, EventKind.cancelled, message="cancelled")
+        return story
+
+    async def retry(self, story_id: str) -> Story:
+        """Resume a failed story at the step that failed."""
+        step_holder: list[str] = []
+
+        def resume(s: Story) -> None:
+            if s.status != Status.failed or not s.failed_step:
+                raise BadRequest("only a failed story can be retried")
+            step_holder.append(s.failed_step)
+            s.transition(STEP_STATUS[s.failed_step])
+            s.error = None
+
+        story = await self.rt.store.update(story_id, resume)
+        await enqueue(self.rt.redis, step_holder[-1], story.id, story.revision)
+        return story
+
+    async def revoice(self, story_id: str, voice: str) -> Story:
+        """Narrate a finished story again with another voice, then reassemble."""
+        voice = voice.strip()
+        if not voice or len(voice) > 40:
+            raise BadRequest("name a voice of up to 40 characters")
+
+        def redo(s: Story) -> None:
+            if s.status != Status.done:
+                raise BadRequest("the voice can be changed once the video is done")
+            s.options = s.options.model_copy(update={"voice": voice})
+            for sc in s.scenes:
+                sc.take += 1
+                sc.voice = None
+            s.transition(Status.voicing)
+
+        story = await self.rt.store.update(story_id, redo)
+        await enqueue(self.rt.redis, "voice", story.id, story.revision)
+        await self._publish(story, EventKind.status, step="voice",
+                            message=f"narrating again with {voice}")
+        return story
+
+    async def regenerate(self, story_id: str, scene: int, what: RegenKind) -> Story:
+        """Redo one scene's frame, clip or voice after the video is done, then reassemble."""
+        step = {"frame": "storyboard", "clip": "animate", "voice": "voice"}[what]
+        target = {"frame": Status.storyboarding, "clip": Status.animating, "voice": Status.voicing}
+
+        def redo(s: Story) -> None:
+            if s.status != Status.done:
+                raise BadRequest("a scene can be regenerated once the video is done")
+            sc = s.scene(scene)
+            if what == "frame":
+                sc.generation += 1
+                sc.candidates = []
+                sc.picked = None
+            elif what == "clip":
+                sc.take += 1
+                sc.clip = None
+            else:
+                sc.take += 1
+                sc.voice = None
+            s.transition(target[what])
+
+        story = await self.rt.store.update(story_id, redo)
+        await enqueue(self.rt.redis, step, story.id, story.revision, auto_pick=True)
+        await self._publish(story, EventKind.status, step=step, scene=scene,
+                            message=f"redoing the {what} of scene {scene + 1}")
+        return story

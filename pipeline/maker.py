@@ -1,0 +1,236 @@
+"""``storyloom make`` and ``storyloom regen``: a story from the terminal, with live progress.
+
+The story goes through the real queue. When no worker is running (no heartbeat in Redis), one
+runs inside this process until the story is finished.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import getpass
+import shutil
+import socket
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any, TextIO
+
+from pipeline.api import StoryAPI
+from pipeline.errors import StoryloomError
+from pipeline.events import EventKind, StoryEvent
+from pipeline.models import ChatRef, Platform, Status, Story, UserRef
+from pipeline.prompts import slug
+from pipeline.queue import build_worker
+from pipeline.runtime import Runtime
+from pipeline.settings import get_settings
+from pipeline.steps import STEP_FUNCTIONS, on_failure
+
+STEP_LABELS = {
+    "script": "writing the script",
+    "cast": "drawing the characters",
+    "storyboard": "drawing the storyboard",
+    "animate": "animating",
+    "voice": "recording the narration",
+    "assemble": "assembling the video",
+}
+
+
+async def worker_alive(rt: Runtime) -> bool:
+    async for _ in rt.redis.scan_iter(match="sl:worker:*", count=100):
+        return True
+    return False
+
+
+class Session:
+    """Follows one story's events on the CLI stream, printing progress and timing each step."""
+
+    def __init__(self, rt: Runtime, api: StoryAPI, out: TextIO = sys.stdout) -> None:
+        self.rt = rt
+        self.api = api
+        self.out = out
+        self.group = f"cli-{uuid.uuid4().hex[:10]}"
+        self.step_started: dict[str, float] = {}
+        self.step_times: dict[str, float] = {}
+        self.current = ""
+        self.worker: Any = None
+        self.worker_task: asyncio.Task[None] | None = None
+
+    def say(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    async def open(self) -> None:
+        await self.rt.outbox.ensure_group(Platform.cli, self.group, start="$")
+        if not await worker_alive(self.rt):
+            self.worker = build_worker(
+                self.rt.settings, STEP_FUNCTIONS, on_failure, runtime=self.rt,
+                handle_signals=False,
+            )
+            self.worker_task = asyncio.create_task(self.worker.async_run())
+            self.say("(no worker running: working in this process)")
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.rt.redis.xgroup_destroy(f"sl:events:{Platform.cli.value}", self.group)
+        if self.worker is not None:
+            await self.worker.close()
+        if self.worker_task is not None:
+            self.worker_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self.worker_task
+
+    def _mark_step(self, step: str) -> None:
+        if not step or step == self.current:
+            return
+        now = time.monotonic()
+        if self.current:
+            self.step_times[self.current] = self.step_times.get(self.current, 0.0) + (
+                now - self.step_started[self.current]
+            )
+        self.current = step
+        self.step_started[step] = now
+        self.say(f"» {STEP_LABELS.get(step, step)}")
+
+    def render(self, ev: StoryEvent) -> None:
+        self._mark_step(ev.step)
+        if ev.kind in (EventKind.progress, EventKind.candidates) and ev.total:
+            bar = "█" * round(10 * ev.current / ev.total)
+            self.say(f"  [{bar:<10}] {ev.current}/{ev.total} {ev.message}")
+        elif ev.kind == EventKind.notice:
+            self.say(f"  {ev.message}")
+
+    async def follow(self, story_id: str, pick: str) -> Story:
+        """Render events until the story is done, failed or cancelled; return it."""
+        while True:
+            if self.worker_task is not None and self.worker_task.done():
+                exc = self.worker_task.exception()
+                raise StoryloomError(f"the in-process worker stopped: {exc}")
+            events = await self.rt.outbox.read(Platform.cli, self.group, "make", block_ms=500)
+            for entry_id, ev in events:
+                await self.rt.outbox.ack(Platform.cli, self.group, entry_id)
+                if ev.story_id != story_id:
+                    continue
+                self.render(ev)
+                if ev.kind == EventKind.awaiting_approval and pick == "ask":
+                    story = await self.api.get(story_id)
+                    if story.status == Status.awaiting_approval:
+                        await self.ask(story)
+                if ev.kind in (EventKind.video, EventKind.failed, EventKind.cancelled):
+                    self._mark_step("end")
+                    return await self.api.get(story_id)
+
+    async def ask(self, story: Story) -> None:
+        """Show each scene's candidates and ask for a pick in the terminal."""
+        self.say(f"\nStoryboard of “{story.title}”: pick a frame per scene.")
+        for scene in story.scenes:
+            self.say(f"\nScene {scene.index + 1}: {scene.narration}")
+            for n, cand in enumerate(scene.candidates, 1):
+                path = await self.rt.media.path(cand.media)
+                self.say(f"  [{n}] {path}")
+            answer = await _prompt(
+                f"  pick 1-{len(scene.candidates)}, r = draw new ones [1]: "
+            )
+            if answer.lower().startswith("r"):
+                await self.api.new_candidates(story.id, scene.index)
+                self.say("  drawing new frames for this scene…")
+                return
+            try:
+                choice = min(max(int(answer or "1"), 1), len(scene.candidates))
+            except ValueError:
+                choice = 1
+            await self.api.pick(story.id, scene.index, scene.candidates[choice - 1].id)
+        await self.api.approve(story.id)
+
+    def timing_report(self) -> str:
+        parts = [f"{k} {v:.1f}s" for k, v in self.step_times.items() if k != "end"]
+        return "step times: " + ", ".join(parts)
+
+
+async def _prompt(text: str) -> str:
+    def read() -> str:
+        print(text, end="", flush=True)
+        line = sys.stdin.readline()
+        return line.strip()
+
+    return await asyncio.to_thread(read)
+
+
+async def _deliver(rt: Runtime, story: Story, out: Path | None) -> tuple[Path, Path]:
+    assert story.video is not None
+    if out is None:
+        out = Path("storyloom-out") / f"{slug(story.title)}-{story.id}.mp4"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    video_src = await rt.media.path(story.video.media)
+    sheet_src = await rt.media.path(story.video.contact_sheet)
+    sheet = out.with_suffix(".png")
+    await asyncio.to_thread(shutil.copyfile, video_src, out)
+    await asyncio.to_thread(shutil.copyfile, sheet_src, sheet)
+    return out, sheet
+
+
+def _options_from(api: StoryAPI, args: argparse.Namespace) -> Any:
+    cap = getattr(args, "size_cap_mb", None)
+    return api.default_options(
+        scenes=args.scenes,
+        aspect=args.aspect,
+        resolution=args.resolution,
+        style=args.style,
+        pick=args.pick,
+        music=False if args.no_music else None,
+        size_cap_bytes=int(cap * 1_000_000) if cap else None,
+    )
+
+
+async def make_story(args: argparse.Namespace) -> int:
+    rt = await Runtime.open(get_settings())
+    api = StoryAPI(rt)
+    session = Session(rt, api)
+    started = time.monotonic()
+    try:
+        options = _options_from(api, args)
+        owner = UserRef(platform=Platform.cli, user_id=getpass.getuser())
+        chat = ChatRef(platform=Platform.cli, chat_id=socket.gethostname())
+        await session.open()
+        story = await api.start_story(args.idea, owner, chat, options)
+        session.say(f"story {story.id}: {options.scenes} scenes, {options.aspect}, "
+                    f"{options.resolution} (redis {rt.target.shown})")
+        story = await session.follow(story.id, args.pick)
+        return await _finish(rt, session, story, args.out, started)
+    finally:
+        await session.close()
+        await rt.close()
+
+
+async def _finish(rt: Runtime, session: Session, story: Story, out: Path | None,
+                  started: float) -> int:
+    if story.status != Status.done:
+        session.say(f"✗ story {story.id} {story.status.value}: {story.error or ''}".rstrip(": "))
+        if story.status == Status.failed:
+            session.say(f"  retry it with: storyloom status {story.id}")
+        return 1
+    video, sheet = await _deliver(rt, story, out)
+    session.say(f"\n✓ “{story.title}” ({story.video.duration_s:.1f} s) in "
+                f"{time.monotonic() - started:.1f} s" if story.video else "")
+    session.say(session.timing_report())
+    session.say(f"video:       {video}")
+    session.say(f"storyboard:  {sheet}")
+    session.say(f"story id:    {story.id} (storyloom regen {story.id} --scene 2 --clip)")
+    return 0
+
+
+async def regen_story(args: argparse.Namespace) -> int:
+    rt = await Runtime.open(get_settings())
+    api = StoryAPI(rt)
+    session = Session(rt, api)
+    started = time.monotonic()
+    try:
+        await session.open()
+        story = await api.regenerate(args.story_id, args.scene - 1, args.what)
+        session.say(f"story {story.id}: redoing the {args.what} of scene {args.scene}")
+        story = await session.follow(story.id, "auto")
+        return await _finish(rt, session, story, args.out, started)
+    finally:
+        await session.close()
+        await rt.close()

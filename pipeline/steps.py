@@ -1,0 +1,601 @@
+"""The story steps run by the worker: script, cast, storyboard, animate, voice, assemble.
+
+Every step is idempotent. Before a provider is called, the step looks up its cache entry under a
+key derived from the call's inputs; after the call it stores the outputs (media in the media
+store, refs and usage in the cache) and only then advances the story. A rerun after a crash finds
+the cache entry and makes no second provider call. Each step works only on what is missing (a
+scene without candidates, a clip for a frame that changed, a narration whose text changed), so a
+regeneration redoes one scene and reuses everything else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import tempfile
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from pipeline.budget import check_budget
+from pipeline.errors import CorruptStory, StoryloomError, StoryNotFound
+from pipeline.events import EventKind, StoryEvent
+from pipeline.models import (
+    Character,
+    Clip,
+    CostEntry,
+    FinalVideo,
+    FrameCandidate,
+    MediaRef,
+    Narration,
+    Scene,
+    Status,
+    Story,
+)
+from pipeline.prompts import (
+    NEGATIVE,
+    character_sheet_prompt,
+    estimate_duration,
+    frame_prompt,
+    input_key,
+    motion_for,
+    motion_for_take,
+    music_length,
+    seed_for,
+    slug,
+)
+from pipeline.queue import enqueue
+from pipeline.runtime import Runtime
+from providers.base import (
+    AnimateRequest,
+    CharacterRef,
+    ImageRequest,
+    Media,
+    MusicRequest,
+    ProviderError,
+    Script,
+    ScriptRequest,
+    SpeechRequest,
+    Usage,
+    WordTiming,
+)
+from providers.pricing import PriceTable
+from providers.refusal import retry_refused
+
+log = logging.getLogger(__name__)
+
+SHEET_SIZE = 768
+
+
+class Stale(Exception):
+    """The story moved on (cancelled, or another job advanced it): drop this job quietly."""
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _cost(step: str, usage: Usage, scene: int | None = None) -> CostEntry:
+    return CostEntry(
+        step=step,
+        scene=scene,
+        provider=usage.provider,
+        model=usage.model,
+        units=usage.units,
+        unit=usage.unit,
+        usd=usage.usd,
+    )
+
+
+async def _load(rt: Runtime, story_id: str, *allowed: Status) -> Story:
+    story = await rt.store.get(story_id)
+    if story.status not in allowed:
+        raise Stale(f"story is {story.status}, not {'/'.join(allowed)}")
+    return story
+
+
+def _expect(*allowed: Status) -> Callable[[Story], None]:
+    def check(story: Story) -> None:
+        if story.status not in allowed:
+            raise Stale(f"story is {story.status}")
+
+    return check
+
+
+async def _emit(rt: Runtime, story: Story, kind: EventKind, **fields: Any) -> None:
+    await rt.outbox.publish(StoryEvent.of(story, kind, **fields))
+
+
+async def _progress(rt: Runtime, story: Story, step: str, done: int, total: int, msg: str) -> None:
+    await _emit(rt, story, EventKind.progress, step=step, current=done, total=total, message=msg)
+
+
+async def _advance(rt: Runtime, story_id: str, src: Status, dst: Status, step: str | None) -> Story:
+    """Move the story on and enqueue the next step at the new revision."""
+
+    def move(story: Story) -> None:
+        _expect(src)(story)
+        story.transition(dst)
+
+    story = await rt.store.update(story_id, move)
+    await _emit(rt, story, EventKind.status, step=step or "", message=dst.value)
+    if step is not None:
+        await enqueue(rt.redis, step, story_id, story.revision)
+    return story
+
+
+async def _cached_call(
+    rt: Runtime, key: str, call: Callable[[], Awaitable[tuple[list[Media], Usage, Any]]]
+) -> tuple[list[MediaRef], Usage, Any]:
+    """Run a provider call once per input key; media go to the media store before the key."""
+    hit = await rt.cache.get(key)
+    if hit is not None:
+        refs = [MediaRef.model_validate(r) for r in hit["media"]]
+        if all([await rt.media.exists(r) for r in refs]):
+            return refs, Usage.model_validate(hit["usage"]), hit.get("extra")
+    media, usage, extra = await call()
+    refs = [await rt.media.put(m.data, m.mime) for m in media]
+    await rt.cache.put(
+        key,
+        {
+            "media": [r.model_dump() for r in refs],
+            "usage": usage.model_dump(),
+            "extra": extra,
+        },
+    )
+    return refs, usage, extra
+
+
+async def _media(rt: Runtime, ref: MediaRef) -> Media:
+    return Media(data=await rt.media.get(ref), mime=ref.mime)
+
+
+def _chain_spec(rt: Runtime, capability: str) -> str:
+    return str(getattr(rt.settings, capability))
+
+
+def _check_budget(rt: Runtime, story: Story, step: str) -> None:
+    check_budget(story, step, rt.providers, PriceTable(rt.settings.price_overrides))
+
+
+# --------------------------------------------------------------------------- script
+
+
+def apply_script(story: Story, script: Script) -> None:
+    """Fill the story from a validated script (titles, cast with ids, scenes with motion)."""
+    story.title = script.title
+    story.logline = script.logline
+    ids: dict[str, str] = {}
+    story.characters = []
+    for n, spec in enumerate(script.characters):
+        cid = slug(spec.name, f"c{n}")
+        while cid in ids.values():
+            cid += f"-{n}"
+        ids[spec.name.casefold()] = cid
+        story.characters.append(Character(id=cid, name=spec.name, description=spec.description))
+    story.scenes = []
+    for i, scene_spec in enumerate(script.scenes):
+        present = [ids[n.casefold()] for n in scene_spec.characters if n.casefold() in ids]
+        story.scenes.append(
+            Scene(
+                index=i,
+                shot=scene_spec.shot,
+                narration=scene_spec.narration,
+                setting=scene_spec.setting,
+                time_of_day=scene_spec.time_of_day,
+                framing=scene_spec.framing,
+                motion=motion_for(scene_spec, i),
+                characters=present,
+                duration_s=max(scene_spec.duration_s, estimate_duration(scene_spec.narration)),
+            )
+        )
+
+
+async def step_script(rt: Runtime, story_id: str, kw: dict[str, Any]) -> None:
+    story = await _load(rt, story_id, Status.drafting)
+    _check_budget(rt, story, "script")
+    await _progress(rt, story, "script", 0, 1, "writing the script")
+    opts = story.options
+    request = ScriptRequest(
+        idea=story.idea, scenes=opts.scenes, style=opts.style, language=opts.language
+    )
+    key = input_key("script", request.model_dump_json(), _chain_spec(rt, "script"))
+
+    async def call() -> tuple[list[Media], Usage, Any]:
+        script, usage = await rt.providers.script.run(lambda p: p.write(request))
+        return [], usage, script.model_dump(mode="json")
+
+    _, usage, extra = await _cached_call(rt, key, call)
+    script = Script.model_validate(extra)
+
+    def fill(s: Story) -> None:
+        _expect(Status.drafting)(s)
+        apply_script(s, script)
+        s.costs.append(_cost("script", usage))
+
+    await rt.store.update(story_id, fill)
+    await _advance(rt, story_id, Status.drafting, Status.casting, "cast")
+
+
+# --------------------------------------------------------------------------- cast
+
+
+async def step_cast(rt: Runtime, story_id: str, kw: dict[str, Any]) -> None:
+    story = await _load(rt, story_id, Status.casting)
+    _check_budget(rt, story, "cast")
+    todo = [c for c in story.characters if c.reference is None]
+    for n, character in enumerate(todo, 1):
+        await _progress(rt, story, "cast", n - 1, len(todo), f"drawing {character.name}")
+        request = ImageRequest(
+            prompt=character_sheet_prompt(character, story.options.style),
+            negative_prompt=NEGATIVE,
+            width=SHEET_SIZE,
+            height=SHEET_SIZE,
+            seed=seed_for(story.id, "cast", character.id),
+            count=1,
+            style=story.options.style,
+            characters=[CharacterRef(name=character.name, description=character.description)],
+            kind="character_sheet",
+        )
+        key = input_key("cast", request.model_dump_json(), _chain_spec(rt, "image"))
+
+        async def call(req: ImageRequest = request, who: str = character.name
+                       ) -> tuple[list[Media], Usage, Any]:
+            result = await retry_refused(
+                lambda r: rt.providers.image.run(lambda p: p.generate(r)), req,
+                label=f"The character sheet of {who}",
+            )
+            return result.images[:1], result.usage, None
+
+        refs, usage, _ = await _cached_call(rt, key, call)
+
+        def put(
+            s: Story, cid: str = character.id, ref: MediaRef = refs[0], u: Usage = usage
+        ) -> None:
+            _expect(Status.casting)(s)
+            c = s.character(cid)
+            if c is not None and c.reference is None:
+                c.reference = ref
+                s.costs.append(_cost("cast", u))
+
+        story = await rt.store.update(story_id, put)
+    await _advance(rt, story_id, Status.casting, Status.storyboarding, "storyboard")
+
+
+# --------------------------------------------------------------------------- storyboard
+
+
+async def _frame_request(rt: Runtime, story: Story, scene: Scene) -> ImageRequest:
+    width, height = story.options.frame_size()
+    refs = []
+    for cid in scene.characters:
+        c = story.character(cid)
+        if c is None:
+            continue
+        sheet = await _media(rt, c.reference) if c.reference else None
+        refs.append(CharacterRef(name=c.name, description=c.description, reference=sheet))
+    return ImageRequest(
+        prompt=frame_prompt(story, scene),
+        negative_prompt=NEGATIVE,
+        width=width,
+        height=height,
+        seed=seed_for(story.id, "frame", scene.index, scene.generation),
+        count=story.options.candidates,
+        style=story.options.style,
+        characters=refs,
+        setting=scene.setting,
+        time_of_day=scene.time_of_day,
+        framing=scene.framing,
+    )
+
+
+def _request_fingerprint(request: ImageRequest) -> str:
+    """The request as a cache key part: reference images by hash, not by bytes."""
+    import hashlib
+
+    data = request.model_dump(mode="json", exclude={"characters"})
+    refs = [
+        (c.name, c.description, hashlib.sha256(c.reference.data).hexdigest() if c.reference else "")
+        for c in request.characters
+    ]
+    return f"{data}|{refs}"
+
+
+async def step_storyboard(rt: Runtime, story_id: str, kw: dict[str, Any]) -> None:
+    story = await _load(rt, story_id, Status.storyboarding)
+    _check_budget(rt, story, "storyboard")
+    todo = [s for s in story.scenes if not s.candidates]
+    total = len(todo)
+    done = 0
+    limit = asyncio.Semaphore(max(1, rt.settings.provider_concurrency))
+
+    async def draw(scene: Scene) -> None:
+        nonlocal done
+        async with limit:
+            request = await _frame_request(rt, story, scene)
+            key = input_key("frame", _request_fingerprint(request), _chain_spec(rt, "image"))
+
+            async def call() -> tuple[list[Media], Usage, Any]:
+                result = await retry_refused(
+                    lambda r: rt.providers.image.run(lambda p: p.generate(r)), request,
+                    label=f"Scene {scene.index + 1}",
+                )
+                return result.images, result.usage, result.seeds
+
+            refs, usage, seeds = await _cached_call(rt, key, call)
+        seeds = list(seeds or [request.seed + i for i in range(len(refs))])
+        candidates = [
+            FrameCandidate(
+                id=f"{scene.index + 1}{chr(97 + scene.generation % 26)}{i + 1}",
+                media=ref,
+                seed=seeds[i] if i < len(seeds) else request.seed + i,
+                provider=usage.provider,
+                model=usage.model,
+            )
+            for i, ref in enumerate(refs)
+        ]
+
+        def put(s: Story) -> None:
+            _expect(Status.storyboarding)(s)
+            target = s.scenes[scene.index]
+            if target.generation != scene.generation or target.candidates:
+                return
+            target.candidates = candidates
+            s.costs.append(_cost("storyboard", usage, scene.index))
+
+        updated = await rt.store.update(story_id, put)
+        done += 1
+        await _emit(rt, updated, EventKind.candidates, step="storyboard", scene=scene.index,
+                    current=done, total=total, message=f"scene {scene.index + 1} drawn")
+
+    await asyncio.gather(*(draw(s) for s in todo))
+
+    auto = story.options.pick == "auto" or bool(kw.get("auto_pick"))
+
+    def gate(s: Story) -> None:
+        _expect(Status.storyboarding)(s)
+        if auto:
+            for sc in s.scenes:
+                if sc.picked_frame() is None and sc.candidates:
+                    sc.picked = sc.candidates[0].id
+        s.transition(Status.awaiting_approval)
+
+    story = await rt.store.update(story_id, gate)
+    await _emit(rt, story, EventKind.awaiting_approval, step="storyboard",
+                message="every scene has candidates")
+    if auto and story.all_picked:
+        await _advance(rt, story_id, Status.awaiting_approval, Status.animating, "animate")
+
+
+# --------------------------------------------------------------------------- animate
+
+
+async def step_animate(rt: Runtime, story_id: str, kw: dict[str, Any]) -> None:
+    story = await _load(rt, story_id, Status.animating)
+    _check_budget(rt, story, "animate")
+    width, height = story.options.frame_size()
+    todo = [s for s in story.scenes if s.needs_clip]
+    total, done = len(todo), 0
+    limit = asyncio.Semaphore(max(1, rt.settings.provider_concurrency))
+
+    async def animate(scene: Scene) -> None:
+        nonlocal done
+        frame = scene.picked_frame()
+        assert frame is not None
+        async with limit:
+            request = AnimateRequest(
+                image=await _media(rt, frame.media),
+                prompt=scene.shot,
+                motion=motion_for_take(scene.motion, scene.take),
+                duration_s=min(30.0, scene.duration_s + 1.0),
+                width=width,
+                height=height,
+                fps=rt.settings.fps,
+                seed=seed_for(story.id, "clip", scene.index, scene.take),
+            )
+            key = input_key(
+                "clip", frame.media.key, request.model_dump_json(exclude={"image"}),
+                _chain_spec(rt, "video"),
+            )
+
+            async def call() -> tuple[list[Media], Usage, Any]:
+                result = await rt.providers.video.run(lambda p: p.animate(request))
+                return [result.clip], result.usage, result.duration_s
+
+            refs, usage, duration = await _cached_call(rt, key, call)
+        clip = Clip(media=refs[0], duration_s=float(duration), provider=usage.provider,
+                    frame_id=frame.id)
+
+        def put(s: Story) -> None:
+            _expect(Status.animating)(s)
+            target = s.scenes[scene.index]
+            if target.picked == frame.id:
+                target.clip = clip
+                s.costs.append(_cost("animate", usage, scene.index))
+
+        updated = await rt.store.update(story_id, put)
+        done += 1
+        await _progress(rt, updated, "animate", done, total, f"scene {scene.index + 1} animated")
+
+    await asyncio.gather(*(animate(s) for s in todo))
+    await _advance(rt, story_id, Status.animating, Status.voicing, "voice")
+
+
+# --------------------------------------------------------------------------- voice
+
+
+async def step_voice(rt: Runtime, story_id: str, kw: dict[str, Any]) -> None:
+    story = await _load(rt, story_id, Status.voicing)
+    _check_budget(rt, story, "voice")
+    todo = [s for s in story.scenes if s.needs_voice]
+    total, done = len(todo), 0
+    limit = asyncio.Semaphore(2)
+
+    async def speak(scene: Scene) -> None:
+        nonlocal done
+        async with limit:
+            request = SpeechRequest(
+                text=scene.narration, voice=story.options.voice, language=story.options.language
+            )
+            key = input_key("voice", request.model_dump_json(), scene.take,
+                            _chain_spec(rt, "speech"))
+
+            async def call() -> tuple[list[Media], Usage, Any]:
+                result = await rt.providers.speech.run(lambda p: p.speak(request))
+                words = [w.model_dump() for w in result.words]
+                return [result.audio], result.usage, {"duration": result.duration_s, "words": words}
+
+            refs, usage, extra = await _cached_call(rt, key, call)
+        narration = Narration(
+            media=refs[0],
+            text=scene.narration,
+            duration_s=float(extra["duration"]),
+            words=[WordTiming.model_validate(w) for w in extra["words"]],
+            provider=usage.provider,
+        )
+
+        def put(s: Story) -> None:
+            _expect(Status.voicing)(s)
+            target = s.scenes[scene.index]
+            if target.narration == narration.text:
+                target.voice = narration
+                s.costs.append(_cost("voice", usage, scene.index))
+
+        updated = await rt.store.update(story_id, put)
+        done += 1
+        await _progress(rt, updated, "voice", done, total, f"scene {scene.index + 1} voiced")
+
+    await asyncio.gather(*(speak(s) for s in todo))
+    await _advance(rt, story_id, Status.voicing, Status.assembling, "assemble")
+
+
+# --------------------------------------------------------------------------- assemble
+
+
+async def step_assemble(rt: Runtime, story_id: str, kw: dict[str, Any]) -> None:
+    from pipeline import assemble as asm
+
+    story = await _load(rt, story_id, Status.assembling)
+    await _progress(rt, story, "assemble", 0, 2, "putting the video together")
+    width, height = story.options.frame_size()
+    cuts = []
+    for scene in story.scenes:
+        frame = scene.picked_frame()
+        if frame is None or scene.clip is None or scene.voice is None:
+            raise StoryloomError(f"scene {scene.index + 1} is missing its frame, clip or voice")
+        cuts.append(
+            asm.SceneCut(
+                clip=await rt.media.path(scene.clip.media),
+                narration=await rt.media.path(scene.voice.media),
+                narration_s=scene.voice.duration_s,
+                words=scene.voice.words,
+                caption=scene.narration,
+                frame=await rt.media.path(frame.media),
+            )
+        )
+    music_path: Path | None = None
+    if story.options.music:
+        slots = asm.plan_timeline(
+            [c.narration_s for c in cuts], asm.CROSSFADE_S, fps=rt.settings.fps
+        )
+        total_s = music_length(slots[-1].start + slots[-1].length)
+        request = MusicRequest(duration_s=total_s, mood="calm", seed=seed_for(story.id, "music"))
+        key = input_key("music", request.model_dump_json(), _chain_spec(rt, "music"))
+
+        async def call() -> tuple[list[Media], Usage, Any]:
+            result = await rt.providers.music.run(lambda p: p.compose(request))
+            return [result.audio], result.usage, None
+
+        refs, usage, _ = await _cached_call(rt, key, call)
+        music_path = await rt.media.path(refs[0])
+        music_usage: Usage | None = usage
+    else:
+        music_usage = None
+
+    with tempfile.TemporaryDirectory(prefix="storyloom-asm-") as tmp:
+        spec = asm.AssemblySpec(
+            scenes=cuts,
+            music=music_path,
+            width=width,
+            height=height,
+            fps=rt.settings.fps,
+            out=Path(tmp) / "story.mp4",
+            sheet=Path(tmp) / "storyboard.png",
+            title=story.title,
+            size_cap_bytes=story.options.size_cap_bytes,
+            threads=rt.settings.encode_threads,
+        )
+        result = await asyncio.to_thread(asm.assemble, spec)
+        video_ref = await rt.media.put_file(result.video, "video/mp4")
+        sheet_ref = await rt.media.put_file(result.sheet, "image/png")
+    final = FinalVideo(media=video_ref, contact_sheet=sheet_ref, duration_s=result.duration_s,
+                       width=result.width, height=result.height)
+
+    def finish(s: Story) -> None:
+        _expect(Status.assembling)(s)
+        s.video = final
+        if music_usage is not None:
+            s.costs.append(_cost("music", music_usage))
+        s.error = None
+        s.failed_step = None
+        s.transition(Status.done)
+
+    story = await rt.store.update(story_id, finish)
+    await _emit(rt, story, EventKind.video, step="assemble", current=2, total=2,
+                message=f"{story.title} is ready")
+
+
+# --------------------------------------------------------------------------- failures
+
+
+STEP_STATUS = {
+    "script": Status.drafting,
+    "cast": Status.casting,
+    "storyboard": Status.storyboarding,
+    "animate": Status.animating,
+    "voice": Status.voicing,
+    "assemble": Status.assembling,
+}
+
+
+def explain(err: BaseException) -> str:
+    """What went wrong, in words for the person who asked; never a key or a traceback."""
+    message = getattr(err, "user_message", None)
+    if isinstance(message, str):
+        return message
+    if isinstance(err, StoryloomError | ProviderError):
+        return str(err)
+    return f"an internal error ({type(err).__name__}) stopped this step"
+
+
+async def on_failure(rt: Runtime, story_id: str, step: str, err: BaseException) -> None:
+    if isinstance(err, Stale | StoryNotFound):
+        log.info("dropping stale job", extra={"story_id": story_id, "step": step, "why": str(err)})
+        return
+    if isinstance(err, CorruptStory):
+        await rt.store.mark_corrupt(story_id, err.reason)
+        return
+    log.error("step failed", extra={"story_id": story_id, "step": step}, exc_info=err)
+    reason = explain(err)
+
+    def fail(s: Story) -> None:
+        if s.finished:
+            raise Stale("already finished")
+        s.transition(Status.failed)
+        s.error = reason
+        s.failed_step = step
+
+    try:
+        story = await rt.store.update(story_id, fail)
+    except Stale:
+        return
+    await _emit(rt, story, EventKind.failed, step=step, message=reason)
+
+
+STEP_FUNCTIONS = {
+    "script": step_script,
+    "cast": step_cast,
+    "storyboard": step_storyboard,
+    "animate": step_animate,
+    "voice": step_voice,
+    "assemble": step_assemble,
+}

@@ -1,0 +1,1536 @@
+"""Offline script writer: a deterministic story spine woven from the idea's own words.
+
+No model and no NLP package: a small English heuristic finds the protagonist and other noun
+phrases, the action and the places, then fills the story-spine beats (once upon a time, every
+day, until one day, because of that, until finally, ever since) for the requested number of
+scenes. Ideas in other scripts (Cyrillic, CJK, Arabic, Hebrew, emoji) are never translated: their
+narration is built from the idea's own clauses. The same request always gives the same script.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Literal, Self
+
+from providers.base import CharacterSpec, SceneSpec, Script, ScriptRequest, Usage
+from providers.config import ProviderSettings
+
+TimeOfDay = Literal["dawn", "day", "dusk", "night"]
+Framing = Literal["wide", "medium", "close"]
+
+WORDS_PER_SECOND = 2.6
+PAD_S = 1.0
+MIN_S, MAX_S = 2.0, 20.0
+MAX_CHARACTERS = 4
+
+# --------------------------------------------------------------------------- lexicon
+
+
+def _set(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+DETERMINERS = _set(
+    "a an the his her their its my our your this these those some one two three four five "
+    "several many every each no another"
+)
+NUMBERS = {"two": 2, "three": 3, "four": 4, "five": 5, "several": 3, "many": 3}
+PREPOSITIONS = _set(
+    "in on at by near with from to into onto of for under over across through beyond behind "
+    "beside between inside outside around among along toward towards after before during "
+    "without about against upon off up down past"
+)
+CONJUNCTIONS = _set(
+    "and but or so yet while when because who whom whose which that where until then as if "
+    "though although once"
+)
+PRONOUNS = _set(
+    "he she they it i we you him them us me someone everyone nobody something everything "
+    "himself herself themselves itself"
+)
+ADVERBS = _set(
+    "together then later suddenly soon meanwhile finally sometimes now today tomorrow "
+    "yesterday there here never always once every one after before also still only even "
+    "long far away back again"
+)
+AUXILIARIES = {
+    "is": "was",
+    "are": "were",
+    "was": "was",
+    "were": "were",
+    "has": "had",
+    "have": "had",
+    "had": "had",
+    "does": "did",
+    "do": "did",
+    "did": "did",
+    "can": "could",
+    "could": "could",
+    "will": "would",
+    "would": "would",
+    "must": "had to",
+    "should": "should",
+    "may": "might",
+    "might": "might",
+    "be": "be",
+    "been": "been",
+}
+IRREGULAR_PAST = {
+    "become": "became",
+    "begin": "began",
+    "bring": "brought",
+    "build": "built",
+    "buy": "bought",
+    "catch": "caught",
+    "come": "came",
+    "dig": "dug",
+    "draw": "drew",
+    "dream": "dreamed",
+    "eat": "ate",
+    "fall": "fell",
+    "feel": "felt",
+    "fight": "fought",
+    "find": "found",
+    "fly": "flew",
+    "forget": "forgot",
+    "get": "got",
+    "give": "gave",
+    "go": "went",
+    "grow": "grew",
+    "hear": "heard",
+    "hide": "hid",
+    "hold": "held",
+    "keep": "kept",
+    "know": "knew",
+    "leave": "left",
+    "lose": "lost",
+    "make": "made",
+    "meet": "met",
+    "ride": "rode",
+    "run": "ran",
+    "see": "saw",
+    "sell": "sold",
+    "send": "sent",
+    "sing": "sang",
+    "sit": "sat",
+    "sleep": "slept",
+    "speak": "spoke",
+    "spend": "spent",
+    "stand": "stood",
+    "steal": "stole",
+    "swim": "swam",
+    "take": "took",
+    "teach": "taught",
+    "tell": "told",
+    "think": "thought",
+    "throw": "threw",
+    "understand": "understood",
+    "wake": "woke",
+    "win": "won",
+    "write": "wrote",
+    "break": "broke",
+    "freeze": "froze",
+    "shine": "shone",
+    "light": "lit",
+    "feed": "fed",
+    "lead": "led",
+    "read": "read",
+    "sink": "sank",
+    "hang": "hung",
+    "swing": "swung",
+    "weave": "wove",
+    "wear": "wore",
+    "bear": "bore",
+    "seek": "sought",
+    "choose": "chose",
+    "rise": "rose",
+    "drive": "drove",
+    "blow": "blew",
+}
+REGULAR_VERBS = _set(
+    "befriend help save rescue discover explore adopt follow guide protect chase visit open "
+    "learn want try decide escape travel return search wander climb cross carry paint play "
+    "dance collect repair fix invent sail walk jump hunt talk listen answer ask wish hope love "
+    "miss watch guard train bake cook plant water shelter hatch tame trick race challenge "
+    "enter reach arrive start stop change save dare fail bury call join share trade track "
+    "unlock wait work worry believe remember notice appear vanish disappear drift float "
+    "lift pull push rescue rescue mend heal cure deliver fetch guard chase attack defend "
+    "whisper shout cry laugh smile hug kiss marry convince persuade teach struggle survive "
+    "lose need seem turn look move live die kill hatch follow"
+) | frozenset(IRREGULAR_PAST)
+
+ADJECTIVES = _set(
+    "old young little tiny small big giant huge lonely brave shy curious clever grumpy "
+    "kind gentle wise tired sleepy hungry lost strange mysterious magical ancient secret "
+    "quiet noisy happy sad angry wild tame fierce friendly retired elderly aged weathered "
+    "bright dark golden silver wooden broken stranded abandoned forgotten rusty injured "
+    "frightened nervous proud poor rich lazy busy stubborn timid bold last first only "
+    "invisible talking flying singing dancing sleeping wandering baby new tall short fat "
+    "thin cheerful grim mighty clumsy lucky unlucky hidden enchanted haunted"
+)
+COLOURS = _set(
+    "red crimson scarlet orange amber yellow mustard golden gold green olive emerald teal "
+    "turquoise blue navy indigo purple violet lilac lavender pink magenta brown tan beige "
+    "cream white grey gray silver black charcoal ginger copper"
+)
+GARMENTS = _set(
+    "coat jacket cloak cape dress hat scarf raincoat sweater jumper hoodie robe apron boots "
+    "overalls armour armor suit shirt vest uniform helmet gown shawl cardigan"
+)
+
+PLACE_WORDS: dict[str, str] = {
+    "sea": "the sea",
+    "ocean": "the ocean",
+    "beach": "the beach",
+    "shore": "the shore",
+    "coast": "the coast",
+    "harbor": "the harbour",
+    "harbour": "the harbour",
+    "bay": "the bay",
+    "island": "the island",
+    "lighthouse": "the lighthouse",
+    "forest": "the forest",
+    "woods": "the woods",
+    "wood": "the woods",
+    "jungle": "the jungle",
+    "city": "the city",
+    "town": "the town",
+    "village": "the village",
+    "street": "the street",
+    "streets": "the streets",
+    "market": "the market",
+    "mountain": "the mountains",
+    "mountains": "the mountains",
+    "hill": "the hills",
+    "hills": "the hills",
+    "valley": "the valley",
+    "desert": "the desert",
+    "river": "the river",
+    "lake": "the lake",
+    "pond": "the pond",
+    "castle": "the castle",
+    "palace": "the palace",
+    "tower": "the tower",
+    "house": "the house",
+    "home": "home",
+    "cottage": "the cottage",
+    "kitchen": "the kitchen",
+    "room": "the room",
+    "attic": "the attic",
+    "library": "the library",
+    "school": "the school",
+    "garden": "the garden",
+    "field": "the field",
+    "fields": "the fields",
+    "meadow": "the meadow",
+    "farm": "the farm",
+    "cave": "the cave",
+    "space": "space",
+    "moon": "the moon",
+    "stars": "the stars",
+    "planet": "the planet",
+    "sky": "the sky",
+    "snow": "the snow",
+    "ice": "the ice",
+    "arctic": "the arctic",
+    "swamp": "the swamp",
+    "ship": "the ship",
+    "boat": "the boat",
+    "train": "the train",
+    "station": "the station",
+    "bakery": "the bakery",
+    "shop": "the shop",
+    "park": "the park",
+    "bridge": "the bridge",
+    "museum": "the museum",
+    "zoo": "the zoo",
+    "cliff": "the cliffs",
+    "cliffs": "the cliffs",
+    "rooftop": "the rooftops",
+    "rooftops": "the rooftops",
+    "tundra": "the tundra",
+}
+# Where a character implies the story happens when the idea names no place.
+IMPLIED_PLACE: dict[str, str] = {
+    "whale": "the sea",
+    "fish": "the sea",
+    "dolphin": "the sea",
+    "shark": "the sea",
+    "octopus": "the sea",
+    "mermaid": "the sea",
+    "sailor": "the sea",
+    "pirate": "the sea",
+    "fisherman": "the sea",
+    "captain": "the sea",
+    "keeper": "the sea",
+    "seal": "the shore",
+    "crab": "the beach",
+    "turtle": "the beach",
+    "astronaut": "space",
+    "alien": "the stars",
+    "robot": "the city",
+    "knight": "the castle",
+    "king": "the castle",
+    "queen": "the castle",
+    "princess": "the castle",
+    "prince": "the castle",
+    "dragon": "the mountains",
+    "goat": "the mountains",
+    "camel": "the desert",
+    "farmer": "the fields",
+    "fox": "the forest",
+    "bear": "the forest",
+    "deer": "the forest",
+    "wolf": "the forest",
+    "owl": "the forest",
+    "penguin": "the snow",
+    "yeti": "the snow",
+    "baker": "the bakery",
+    "witch": "the forest",
+    "wizard": "the tower",
+    "cat": "the rooftops",
+    "dog": "the park",
+    "duck": "the pond",
+    "frog": "the pond",
+    "horse": "the meadow",
+    "bird": "the sky",
+    "grandma": "the cottage",
+    "grandpa": "the cottage",
+    "grandmother": "the cottage",
+    "grandfather": "the cottage",
+    "chef": "the kitchen",
+    "teapot": "the kitchen",
+}
+PREDICATE_ADJECTIVES = _set(
+    "afraid scared alone asleep awake alive unable able ashamed aware sure certain"
+)
+ANIMALS = _set(
+    "whale fish dolphin shark octopus seal crab turtle cat kitten dog puppy bird owl crow "
+    "raven sparrow robin penguin parrot duck goose swan horse pony donkey unicorn dragon "
+    "fox wolf bear cub deer rabbit bunny hare mouse mice rat squirrel hedgehog badger otter "
+    "frog toad snail bee butterfly spider lion tiger elephant giraffe monkey goat sheep cow "
+    "pig chicken hen camel yeti dinosaur snake lizard bat moth beetle ant"
+)
+PEOPLE = _set(
+    "girl boy man woman kid kids child children baby king queen prince princess knight "
+    "witch wizard pirate mermaid grandma grandpa grandmother grandfather mother father mom "
+    "dad sister brother aunt uncle friend stranger giant ghost robot alien astronaut "
+    "detective scientist farmer sailor fisherman captain teacher student doctor nurse "
+    "musician artist painter poet thief soldier chef cook baker keeper traveller traveler "
+    "explorer inventor orphan hero monster troll elf fairy goblin gnome android cyborg "
+    "family couple twins villagers people crew"
+)
+PERSON_SUFFIXES = ("er", "or", "ist", "ian", "man", "woman", "ess", "ant", "ent")
+
+# Role -> (outfit, daily routine). The routine reads after "Every day, <who> ...".
+ROLES: dict[str, tuple[str, str]] = {
+    "keeper": (
+        "a yellow oilskin coat and heavy boots",
+        "climbed the stairs to keep the lamp burning",
+    ),
+    "sailor": ("a navy pea coat and a knitted cap", "mended nets and read the wind"),
+    "fisherman": ("a green waxed jacket and a wool cap", "cast the nets at first light"),
+    "captain": ("a navy coat with brass buttons", "charted the same careful course"),
+    "pirate": ("a red bandana and a patched coat", "scanned the horizon for treasure"),
+    "knight": ("dented silver armour and a red cloak", "polished the armour and stood guard"),
+    "king": ("a gold crown and a crimson cape", "listened to the worries of the realm"),
+    "queen": ("a gold crown and a deep blue gown", "listened to the worries of the realm"),
+    "princess": ("a rose-pink dress and a small tiara", "slipped away from the palace lessons"),
+    "prince": ("a teal tunic and a small circlet", "practised sword drills in the courtyard"),
+    "witch": ("a pointed purple hat and a long black cloak", "stirred the bubbling cauldron"),
+    "wizard": ("a starry blue robe and a tall hat", "studied the dusty spellbooks"),
+    "baker": ("a flour-dusted white apron", "rose before the sun to bake the bread"),
+    "chef": ("a white chef's jacket and tall hat", "chopped, stirred and tasted"),
+    "astronaut": ("a white space suit with an orange patch", "checked every gauge on board"),
+    "scientist": ("a white lab coat and round goggles", "scribbled notes and ran experiments"),
+    "inventor": ("a brown leather apron and brass goggles", "tinkered with gears and springs"),
+    "farmer": ("green overalls and a straw hat", "tended the crops and fed the animals"),
+    "detective": ("a tan trench coat and a felt hat", "walked the streets looking for clues"),
+    "teacher": ("a mustard cardigan and reading glasses", "rang the bell and opened the books"),
+    "doctor": ("a white coat and a stethoscope", "visited patient after patient"),
+    "musician": ("a velvet green jacket", "played the same tune for passers-by"),
+    "painter": ("a paint-splattered blue smock", "mixed colours by the window"),
+    "artist": ("a paint-splattered blue smock", "sketched everything in a worn notebook"),
+    "robot": ("a riveted teal metal shell and one round lamp eye", "swept the empty streets"),
+    "explorer": ("a khaki jacket and a wide-brimmed hat", "studied maps of places not yet seen"),
+    "grandma": ("a lavender cardigan and a silver bun", "knitted by the window"),
+    "grandmother": ("a lavender cardigan and a silver bun", "knitted by the window"),
+    "grandpa": ("a brown tweed jacket and a flat cap", "told the same old stories"),
+    "grandfather": ("a brown tweed jacket and a flat cap", "told the same old stories"),
+}
+ANIMAL_LOOKS: dict[str, str] = {
+    "whale": "slate-blue whale with a pale belly and barnacle-speckled fins",
+    "fish": "orange fish with shimmering scales",
+    "cat": "ginger cat with a white chest and green eyes",
+    "kitten": "ginger kitten with a white chest and big green eyes",
+    "dog": "brown dog with floppy ears and a red collar",
+    "puppy": "brown puppy with floppy ears and a red collar",
+    "fox": "orange fox with a white-tipped tail",
+    "bear": "brown bear with a round snout",
+    "bird": "blue bird with a yellow beak",
+    "owl": "brown owl with large amber eyes",
+    "horse": "chestnut horse with a dark mane",
+    "dragon": "green dragon with bat wings and a spiny back",
+    "wolf": "grey wolf with pale eyes",
+    "rabbit": "grey rabbit with long ears",
+    "penguin": "black and white penguin with an orange beak",
+    "turtle": "green sea turtle with a patterned shell",
+    "mouse": "small grey mouse with pink ears",
+}
+NON_HUMAN = _set("robot android cyborg ghost alien monster troll golem")
+OLD_ROLES = _set("grandma grandpa grandmother grandfather king queen wizard")
+PLACE_PREPOSITION: dict[str, str] = {
+    "sea": "by",
+    "ocean": "by",
+    "shore": "on",
+    "coast": "on",
+    "harbour": "in",
+    "bay": "by",
+    "river": "by",
+    "lake": "by",
+    "pond": "by",
+    "beach": "on",
+    "island": "on",
+    "rooftops": "on",
+    "ship": "aboard",
+    "boat": "aboard",
+    "street": "on",
+    "streets": "on",
+    "hills": "in",
+    "cliffs": "on",
+    "moon": "on",
+    "ice": "on",
+    "lighthouse": "at",
+    "castle": "at",
+    "palace": "at",
+    "tower": "at",
+    "station": "at",
+    "bakery": "at",
+    "shop": "at",
+    "school": "at",
+    "museum": "at",
+    "zoo": "at",
+    "bridge": "on",
+    "farm": "on",
+    "market": "at",
+    "home": "at",
+}
+FALLBACK_COLOURS = ["red", "yellow", "teal", "blue", "green", "orange", "purple", "pink"]
+HAIR_COLOURS = ["black", "brown", "auburn", "blonde", "dark brown", "red"]
+FEATURES = ["round glasses", "freckles", "a knitted scarf", "a satchel", "rosy cheeks"]
+
+WORD_RE = re.compile(r"[A-Za-z][A-Za-z'’-]*|[.,;:!?]")
+CLAUSE_SPLIT = re.compile(r"[.,;:!?…。，、！？；：،؛؟\n]+")
+SENTENCE_END = frozenset(".!?;")
+
+
+def _digest(text: str) -> int:
+    return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big")
+
+
+# --------------------------------------------------------------------------- verbs
+
+
+def _verb_base(word: str) -> str | None:
+    """The base form of a verb-like word from the lexicon, else None."""
+    w = word.lower()
+    if w in REGULAR_VERBS:
+        return w
+    for past_base, past in IRREGULAR_PAST.items():
+        if w == past:
+            return past_base
+    candidates: list[str] = []
+    if w.endswith("ies"):
+        candidates.append(w[:-3] + "y")
+    if w.endswith("es"):
+        candidates.append(w[:-2])
+    if w.endswith("s"):
+        candidates.append(w[:-1])
+    if w.endswith("ied"):
+        candidates.append(w[:-3] + "y")
+    if w.endswith("ed"):
+        candidates += [w[:-2], w[:-1], w[:-3]]
+    if w.endswith("ing"):
+        candidates += [w[:-3], w[:-3] + "e", w[:-4]]
+    for c in candidates:
+        if c in REGULAR_VERBS:
+            return c
+    return None
+
+
+def _past(word: str) -> str:
+    """Past tense of a present-tense verb form; words already past stay."""
+    w = word.lower()
+    if w in AUXILIARIES:
+        return AUXILIARIES[w]
+    base = _verb_base(w)
+    if base is None:
+        if w.endswith("ed"):
+            return w
+        if w.endswith("ies"):
+            return w[:-3] + "ied"
+        if w.endswith("s") and not w.endswith("ss"):
+            base = w[:-2] if w.endswith(("ches", "shes", "xes", "sses")) else w[:-1]
+        else:
+            return w
+    if w.endswith("ing"):
+        return w
+    if w == IRREGULAR_PAST.get(base) or (w.endswith("ed") and w != base):
+        return w
+    if base in IRREGULAR_PAST:
+        return IRREGULAR_PAST[base]
+    if base.endswith("e"):
+        return base + "d"
+    if base.endswith("y") and len(base) > 2 and base[-2] not in "aeiou":
+        return base[:-1] + "ied"
+    return base + "ed"
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+@dataclass
+class Phrase:
+    det: str
+    words: list[str]
+    proper: str = ""
+    outfit: str = ""
+    start: int = 0
+    end: int = 0
+
+    @property
+    def head(self) -> str:
+        return self.words[-1].lower() if self.words else self.proper.lower()
+
+    @property
+    def adjectives(self) -> list[str]:
+        return [w.lower() for w in self.words[:-1] if _is_adjective(w)]
+
+    @property
+    def nouns(self) -> list[str]:
+        return [w.lower() for w in self.words if not _is_adjective(w) or w is self.words[-1]]
+
+    @property
+    def plural(self) -> bool:
+        return self.det.lower() in NUMBERS or self.det.lower() in {"these", "those", "some"}
+
+
+@dataclass
+class Idea:
+    text: str
+    subject: Phrase
+    action: str  # past-tense verb phrase, may be ""
+    others: list[Phrase] = field(default_factory=list)
+    places: list[str] = field(default_factory=list)
+    joint: bool = False  # "a fox and an owl explore ...": the first companion shares the action
+
+
+def _is_adjective(word: str) -> bool:
+    w = word.lower()
+    return (
+        w in ADJECTIVES
+        or w in COLOURS
+        or (
+            w.endswith(("ful", "ous", "less", "ish", "ive", "y", "ed", "ing"))
+            and w not in PEOPLE
+            and w not in ANIMALS
+            and w not in PLACE_WORDS
+        )
+    )
+
+
+def _is_function(word: str) -> bool:
+    w = word.lower()
+    return (
+        w in DETERMINERS
+        or w in PREPOSITIONS
+        or w in CONJUNCTIONS
+        or w in PRONOUNS
+        or w in AUXILIARIES
+        or w in ADVERBS
+        or not w[:1].isalpha()
+    )
+
+
+def _is_animate(p: Phrase) -> bool:
+    h = p.head
+    singular = h[:-1] if h.endswith("s") and h[:-1] in PEOPLE | ANIMALS else h
+    if p.proper or singular in PEOPLE or singular in ANIMALS or h in PEOPLE:
+        return True
+    return h.endswith(PERSON_SUFFIXES) and h not in PLACE_WORDS and len(h) > 4
+
+
+def _noun_phrases(tokens: list[str]) -> list[Phrase]:
+    """Determiner-led phrases ("a lighthouse keeper", "two stranded whales") and proper names."""
+    out: list[Phrase] = []
+    i = 0
+    n = len(tokens)
+    while i < n:
+        tok = tokens[i]
+        low = tok.lower()
+        starts_np = (low in DETERMINERS and low != "one") or (
+            low == "one" and i + 1 < n and tokens[i + 1].lower() not in {"day", "night", "morning"}
+        )
+        at_sentence_start = i == 0 or tokens[i - 1] in SENTENCE_END
+        nxt0 = tokens[i + 1] if i + 1 < n else "."
+        proper = (
+            tok[:1].isupper()
+            and not _is_function(tok)
+            and _verb_base(tok) is None
+            and (
+                not at_sentence_start
+                or (
+                    low not in ADJECTIVES
+                    and (
+                        nxt0 == ","
+                        or _verb_base(nxt0) is not None
+                        or nxt0[:1].isupper()
+                        or low in PEOPLE
+                        or any(t == tok for t in tokens[i + 1 :])
+                    )
+                )
+            )
+        )
+        if starts_np:
+            words: list[str] = []
+            j = i + 1
+            while j < n and len(words) < 4:
+                w = tokens[j]
+                wl = w.lower()
+                if _is_function(w) or (w[:1].isupper() and words) or wl in PREDICATE_ADJECTIVES:
+                    break
+                nxt = tokens[j + 1].lower() if j + 1 < n else "."
+                nxt_is_boundary = (
+                    nxt in DETERMINERS
+                    or nxt in PRONOUNS
+                    or nxt in PREPOSITIONS
+                    or not nxt[:1].isalpha()
+                )
+                base = _verb_base(wl)
+                participle = (
+                    wl.endswith(("ed", "ing"))
+                    and nxt not in DETERMINERS
+                    and not nxt_is_boundary
+                    and _verb_base(nxt) is None
+                )
+                if words and base is not None and wl not in ADJECTIVES and not participle:
+                    break
+                if (
+                    words
+                    and base is None
+                    and wl.endswith("s")
+                    and not wl.endswith(("ss", "us", "is"))
+                    and (nxt in DETERMINERS or nxt in PRONOUNS)
+                ):
+                    break
+                if (
+                    not words
+                    and base is not None
+                    and not wl.endswith(("ed", "ing"))
+                    and (wl not in ADJECTIVES)
+                ):
+                    break
+                words.append(w)
+                j += 1
+            if words:
+                p = Phrase(tok, words, start=i, end=j)
+                if (
+                    j + 1 < n
+                    and tokens[j].lower() in {"named", "called"}
+                    and tokens[j + 1][:1].isupper()
+                ):
+                    p.proper = tokens[j + 1]
+                    j += 2
+                    p.end = j
+                if j + 1 < n and tokens[j].lower() in {"in", "wearing"}:
+                    k = j + 1
+                    if tokens[k].lower() in DETERMINERS:
+                        k += 1
+                    look: list[str] = []
+                    while k < n and len(look) < 3 and not _is_function(tokens[k]):
+                        look.append(tokens[k].lower())
+                        if tokens[k].lower() in GARMENTS:
+                            p.outfit = "a " + " ".join(look)
+                            break
+                        k += 1
+                out.append(p)
+                i = j
+                continue
+        elif proper:
+            words = [tok]
+            j = i + 1
+            while j < n and tokens[j][:1].isupper() and not _is_function(tokens[j]):
+                words.append(tokens[j])
+                j += 1
+            if not (len(words) == 1 and at_sentence_start and words[0].lower() in PLACE_WORDS):
+                out.append(Phrase("", [], proper=" ".join(words), start=i, end=j))
+            i = j
+            continue
+        i += 1
+    return out
+
+
+def _subject_and_action(
+    tokens: list[str], phrases: list[Phrase]
+) -> tuple[Phrase, Phrase | None, str]:
+    first = phrases[0] if phrases else None
+    if first is not None and first.start <= 1:
+        subject = first
+        rest = tokens[first.end :]
+        # Apposition: "Mila, a brave little girl, sails ..." describes Mila.
+        follow = next((p for p in phrases if p.start == first.end + 1), None)
+        if first.proper and rest[:1] == [","] and follow is not None and follow.det:
+            subject = Phrase(
+                follow.det,
+                follow.words,
+                proper=first.proper,
+                outfit=follow.outfit,
+                start=0,
+                end=follow.end,
+            )
+            rest = tokens[follow.end :]
+            if rest[:1] == [","]:
+                rest = rest[1:]
+    else:
+        # No determiner at the start ("Grandma teaches her cat"): words before the first verb.
+        words: list[str] = []
+        k = 0
+        while k < len(tokens) and len(words) < 3:
+            t = tokens[k]
+            if not t[:1].isalpha() or (words and (_verb_base(t) or _is_function(t))):
+                break
+            if not _is_function(t):
+                words.append(t)
+            k += 1
+        if not words:
+            words = [t for t in tokens if t[:1].isalpha()][:2] or ["wanderer"]
+        subject = Phrase("the", [w.lower() for w in words], start=0, end=k)
+        if len(words) == 1 and words[0][:1].isupper() and words[0].lower() not in PEOPLE:
+            subject = Phrase("", [], proper=words[0], start=0, end=k)
+        rest = tokens[k:]
+    co_subject: Phrase | None = None
+    if rest[:1] and rest[0].lower() == "and":
+        at = len(tokens) - len(rest) + 1
+        co_subject = next((p for p in phrases if p.start == at), None)
+        if co_subject is not None:
+            rest = tokens[co_subject.end :]
+    # Skip a relative pronoun: "a robot who wants to paint".
+    while rest and rest[0].lower() in {"who", "that", "which", ","}:
+        rest = rest[1:]
+    action_words: list[str] = []
+    convert_next = True
+    for t in rest:
+        if t in SENTENCE_END:
+            break
+        if t == ",":
+            if len(action_words) >= 6:
+                break
+            action_words.append(",")
+            continue
+        low = t.lower()
+        if convert_next and (low in PREDICATE_ADJECTIVES or low in ADJECTIVES):
+            plural = subject.plural or co_subject is not None
+            action_words += ["were" if plural else "was", low]
+            convert_next = False
+        elif convert_next and (low in AUXILIARIES or _verb_base(low) or low.endswith("s")):
+            action_words.append(_past(low) if not t[:1].isupper() else t)
+            convert_next = False
+        elif low in AUXILIARIES and low in {"is", "are", "has", "have", "does", "do"}:
+            action_words.append(AUXILIARIES[low])
+        else:
+            action_words.append(t if t[:1].isupper() and t.lower() not in DETERMINERS else low)
+            convert_next = False
+        if low in {"and", "then", "but"}:
+            convert_next = True
+        if len(action_words) >= 14:
+            break
+    action = " ".join(action_words).replace(" ,", ",").strip(" ,")
+    return subject, co_subject, action
+
+
+def parse_idea(idea: str) -> Idea:
+    tokens = WORD_RE.findall(idea)
+    phrases = _noun_phrases(tokens)
+    subject, co_subject, action = _subject_and_action(tokens, phrases)
+    others: list[Phrase] = [co_subject] if co_subject is not None else []
+    seen = {_ref(subject)}
+    for p in phrases:
+        inside_subject = p.start <= subject.end and p.end <= subject.end + 1
+        if inside_subject or not _is_animate(p) or p.head in PLACE_WORDS:
+            continue
+        if p is co_subject:
+            continue
+        if _ref(p) in seen or (subject.proper and p.proper == subject.proper):
+            continue
+        seen.add(_ref(p))
+        others.append(p)
+    places: list[str] = []
+    lowered = [t.lower() for t in tokens]
+    for idx, w in enumerate(lowered):
+        place = PLACE_WORDS.get(w)
+        if w == subject.head and not subject.proper:
+            continue
+        if place and place not in places:
+            # "the frozen forest": keep one adjective before the place word.
+            prev = lowered[idx - 1] if idx else ""
+            if prev and _is_adjective(prev) and not _is_function(prev) and place.startswith("the "):
+                place = f"the {prev} {place[4:]}"
+            if place not in places:
+                places.append(place)
+    for p in [subject, *others]:
+        implied = IMPLIED_PLACE.get(p.head) or IMPLIED_PLACE.get(p.head.rstrip("s"))
+        if implied and not any(implied.split()[-1] in pl for pl in places):
+            places.append(implied)
+    joint = co_subject is not None
+    return Idea(idea, subject, action, others[: MAX_CHARACTERS - 1], places, joint)
+
+
+# --------------------------------------------------------------------------- characters
+
+
+def _ref(p: Phrase, intro: bool = False) -> str:
+    """How narration names a character: "the lighthouse keeper", or "a stranded whale" the
+    first time."""
+    if p.proper:
+        if intro and p.words:
+            return f"{p.proper}, {_article(' '.join(w.lower() for w in p.words))}"
+        return p.proper
+    words = [w.lower() for w in p.words]
+    if not intro:
+        nouns = [w for w in words if not _is_adjective(w)] or words[-1:]
+        words = nouns
+    if p.plural:
+        return (p.det.lower() + " " if intro else "the ") + " ".join(words)
+    return _article(" ".join(words)) if intro else "the " + " ".join(words)
+
+
+def _article(text: str) -> str:
+    return ("an " if text[:1].lower() in "aeiou" else "a ") + text
+
+
+def _name(p: Phrase) -> str:
+    if p.proper:
+        return p.proper[:80]
+    nouns = [w for w in p.words if not _is_adjective(w.lower())] or p.words[-1:]
+    return " ".join(w[:1].upper() + w[1:].lower() for w in nouns)[:80]
+
+
+def _describe(p: Phrase, idea_text: str) -> str:
+    rng = random.Random(_digest(_name(p) + "|" + idea_text.lower()))
+    adjs = p.adjectives
+    colours = [a for a in adjs if a in COLOURS]
+    plain = [a for a in adjs if a not in COLOURS]
+    noun = " ".join(w.lower() for w in p.words if w.lower() not in adjs) or p.proper.lower()
+    named_role = p.proper.lower() in PEOPLE or p.proper.lower() in ROLES
+    head = p.head.rstrip("s") if p.head.rstrip("s") in ANIMALS else p.head
+    old = any(a in {"old", "elderly", "aged", "weathered", "retired", "ancient"} for a in adjs)
+    weathered = old
+    old = old or p.head in OLD_ROLES
+    young = any(a in {"young", "little", "tiny", "baby"} for a in adjs) or head in {
+        "girl",
+        "boy",
+        "kid",
+        "kids",
+        "child",
+        "children",
+    }
+    parts: list[str] = []
+    if head in ANIMALS or p.head in ANIMALS:
+        look = ANIMAL_LOOKS.get(head, f"{rng.choice(FALLBACK_COLOURS)} {head} with bright eyes")
+        if colours:
+            look = " ".join([colours[0], *look.split()[1:]])
+        prefix = " ".join(plain)
+        parts.append((prefix + " " + look).strip())
+        if p.proper:
+            parts.append(f"called {p.proper}")
+        return ", ".join(parts)[:600]
+    role = next((ROLES[w] for w in [p.head, *reversed(p.nouns)] if w in ROLES), None)
+    if head in PEOPLE or _is_animate(p) or role:
+        lead = " ".join(
+            [*(["weathered"] if weathered and "weathered" not in plain else []), *plain, noun]
+        ).strip()
+        if p.proper and not p.words and not named_role:
+            lead = "storybook hero"
+        outfit = p.outfit or (role[0] if role else "")
+        if not outfit:
+            colour = colours[0] if colours else rng.choice(FALLBACK_COLOURS)
+            garment = rng.choice(["raincoat", "coat", "jumper", "jacket", "cloak"])
+            outfit = _article(f"{colour} {garment}")
+        elif colours and role:
+            outfit = f"{outfit}, with {colours[0]} accents"
+        parts.append(f"{lead} in {outfit}")
+        if p.head in NON_HUMAN:
+            parts.append(rng.choice(["a soft glow about it", "small round eyes", "a dented side"]))
+        elif p.head in {"grandma", "grandmother"}:
+            parts.append("rosy cheeks and half-moon glasses")
+        elif old:
+            parts.append("grey hair and a grey beard" if rng.random() < 0.5 else "silver hair")
+        elif young:
+            parts.append(f"small and round-faced, {rng.choice(HAIR_COLOURS)} hair")
+        else:
+            parts.append(f"{rng.choice(HAIR_COLOURS)} hair")
+        if p.head not in NON_HUMAN:
+            parts.append(rng.choice(FEATURES))
+        if p.proper and not named_role:
+            parts.insert(0, p.proper)
+        return ", ".join(parts)[:600]
+    colour = colours[0] if colours else rng.choice(FALLBACK_COLOURS)
+    lead = " ".join([*plain, colour, noun]).strip()
+    return f"{lead} with small bright eyes and a friendly face"[:600]
+
+
+# --------------------------------------------------------------------------- spine
+
+
+def _beats(n: int) -> list[str]:
+    if n == 3:
+        return ["once", "oneday", "since"]
+    if n == 4:
+        return ["once", "oneday", "finally", "since"]
+    return ["once", "every", "oneday", *(["because"] * (n - 5)), "finally", "since"]
+
+
+def _time_arc(n: int) -> list[TimeOfDay]:
+    out: list[TimeOfDay] = []
+    for i in range(n):
+        f = i / (n - 1)
+        out.append("dawn" if f < 0.12 else "day" if f < 0.56 else "dusk" if f < 0.8 else "night")
+    return out
+
+
+def _framings(n: int, rng: random.Random) -> list[Framing]:
+    cycle: list[Framing] = ["medium", "close", "wide", "medium", "close"]
+    offset = rng.randrange(len(cycle))
+    out: list[Framing] = ["wide"]
+    for i in range(1, n - 1):
+        out.append(cycle[(i + offset) % len(cycle)])
+    out.append("wide")
+    for i in range(1, n):
+        if out[i] == out[i - 1] and i < n - 1:
+            out[i] = "close" if out[i] != "close" else "medium"
+    return out
+
+
+def _words(text: str) -> int:
+    return len(text.split())
+
+
+def _sentence(text: str) -> str:
+    text = re.sub(r"\s+", " ", text).strip()
+    text = text.replace(" ,", ",")
+    text = text[:1].upper() + text[1:]
+    return text if text[-1:] in ".!?" else text + "."
+
+
+@dataclass
+class _Cast:
+    s: str  # "the lighthouse keeper"
+    sa: str  # "a lighthouse keeper" (intro)
+    o: str  # companion ("the whale") or a thing from the idea, or ""
+    both: str  # "the lighthouse keeper and the whale" or just s
+    place: str
+    place2: str
+    action: str
+    routine: str
+    thing: str
+    plural: bool = False
+    joint: bool = False
+
+    @property
+    def has(self) -> str:
+        return "have" if self.plural or self.o else "has"
+
+    @property
+    def at(self) -> str:
+        return _at(self.place)
+
+    @property
+    def at2(self) -> str:
+        return _at(self.place2)
+
+
+def _at(place: str) -> str:
+    """ "by the sea", "in the forest", "at the lighthouse", "in space"."""
+    key = place.split()[-1] if place else ""
+    prep = PLACE_PREPOSITION.get(key, "in")
+    return f"{prep} {place}"
+
+
+def _because_lines(c: _Cast, tod: str) -> list[str]:
+    sky = {"dawn": "pale dawn", "day": "bright", "dusk": "amber dusk", "night": "starlit"}[tod]
+    lines = [
+        f"Because of that, {c.both} began to spend every day together {c.at2}."
+        if c.o
+        else f"Because of that, {c.s} began to spend every day {c.at2}, searching.",
+        f"Because of that, {c.s} learned secrets about {c.o or c.place2} that nobody else knew.",
+        f"Because of that, a storm rolled in over {c.place2}, and {c.both} had to hold on.",
+        f"Because of that, {c.s} made a small, brave plan under the {sky} sky.",
+        f"Because of that, word spread beyond {c.place}, and strangers came to see {c.both}.",
+        f"Because of that, {c.s} almost gave up, but {c.o or 'a stubborn hope'} would not let go.",
+        f"Because of that, {c.both} set out across {c.place2} to find what was missing.",
+        f"Because of that, {c.s} saw {c.place} with new eyes, every corner of it.",
+        f"Because of that, old fears faded, and {c.both} laughed for the first time in years.",
+    ]
+    return lines
+
+
+def _line(beat: str, c: _Cast, k: int, order: list[int], tod: str) -> str:
+    if beat == "once":
+        return f"Once upon a time, {c.at}, there lived {c.sa}."
+    if beat == "every":
+        return f"Every day, {c.s} {c.routine}, and every day was much the same."
+    if beat == "oneday":
+        if c.action:
+            return f"Until one day, {c.both if c.joint else c.s} {c.action}."
+        return f"Until one day, something unexpected arrived {c.at2}, and {c.s} noticed."
+    if beat == "because":
+        lines = _because_lines(c, tod)
+        return lines[order[k % len(order)] % len(lines)]
+    if beat == "finally":
+        if c.o:
+            return f"Until finally, {c.both} stood together {c.at2} as the light changed."
+        return f"Until finally, {c.s} stood {c.at2} as the light changed, and it all made sense."
+    return (
+        f"Ever since then, {c.both} {c.has} kept that day close, "
+        f"like a light {c.at2} that never goes out."
+    )
+
+
+def _fit(line: str, short: _Cast, c: _Cast, beat: str, k: int, order: list[int], tod: str) -> str:
+    """Keep a line within 8..25 words: fall back to short names, then trim the action."""
+    if _words(line) > 25:
+        line = _line(beat, short, k, order, tod)
+    if _words(line) > 25:
+        words = line.rstrip(".").split()[:24]
+        line = " ".join(words)
+    if _words(line) < 8:
+        line = line.rstrip(".") + f", {c.at}, under a wide sky"
+    return _sentence(line)[:600]
+
+
+def _write_english(request: ScriptRequest, idea: Idea, rng: random.Random) -> Script:
+    n = request.scenes
+    cast = [idea.subject, *idea.others]
+    names: list[str] = []
+    for p in cast:
+        name = _name(p) or "Hero"
+        while name in names:
+            name = f"{name} {len(names) + 1}"
+        names.append(name)
+    characters = [
+        CharacterSpec(name=nm, description=_describe(p, idea.text) or nm)
+        for nm, p in zip(names, cast, strict=True)
+    ]
+    companion = idea.others[0] if idea.others else None
+    places = idea.places or ["home"]
+    place = places[0]
+    place2 = places[1] if len(places) > 1 else place
+    s = _ref(idea.subject)
+    role = next(
+        (ROLES[w][1] for w in [idea.subject.head, *idea.subject.nouns] if w in ROLES),
+        None,
+    )
+    routine = role or rng.choice(
+        [
+            f"wandered {_at(place)} from morning to night",
+            f"looked out across {place}, waiting for something to change",
+            f"walked the same quiet path {_at(place)}",
+        ]
+    )
+    thing = ""
+    o = _ref(companion) if companion else ""
+
+    def cast_for(sref: str, oref: str, saref: str, act: str) -> _Cast:
+        return _Cast(
+            s=sref,
+            sa=saref,
+            o=oref,
+            both=f"{sref} and {oref}" if oref else sref,
+            place=place,
+            place2=place2,
+            action=act,
+            routine=routine,
+            thing=thing,
+            plural=idea.subject.plural,
+            joint=idea.joint,
+        )
+
+    full = cast_for(s, o, _ref(idea.subject, intro=True), idea.action)
+    short_s = idea.subject.proper or "the " + idea.subject.head
+    short_o = (companion.proper or "the " + companion.head) if companion else ""
+    short_action = " ".join(idea.action.split()[:8])
+    short = cast_for(short_s, short_o, _article(idea.subject.head), short_action)
+    short.place = place.split(" of ")[0]
+    short.place2 = place2.split(" of ")[0]
+
+    beats = _beats(n)
+    times = _time_arc(n)
+    framings = _framings(n, rng)
+    order = list(range(len(_because_lines(full, "day"))))
+    rng.shuffle(order)
+    scenes: list[SceneSpec] = []
+    k = 0
+    seen: set[str] = set()
+    for i, beat in enumerate(beats):
+        line = _fit(_line(beat, full, k, order, times[i]), short, full, beat, k, order, times[i])
+        while line in seen:
+            k += 1
+            line = _fit(
+                _line("because", full, k, order, times[i]),
+                short,
+                full,
+                "because",
+                k,
+                order,
+                times[i],
+            )
+        seen.add(line)
+        if beat == "because":
+            k += 1
+        present = [names[0]]
+        if companion is not None and beat not in {"once", "every"}:
+            present.append(names[1])
+        if len(names) > 2 and beat in {"because", "finally"} and i % 2 == 0:
+            present.extend(names[2:])
+        setting = place if beat in {"once", "every", "since"} or i % 2 == 0 else place2
+        who = " and ".join(_ref(cast[names.index(nm)]) for nm in present)
+        shot = _shot(framings[i], who, setting, times[i], beat, full)
+        scenes.append(
+            SceneSpec(
+                shot=shot,
+                narration=line,
+                setting=setting[:200],
+                time_of_day=times[i],
+                framing=framings[i],
+                characters=present,
+                duration_s=_duration(line),
+            )
+        )
+    title = _english_title(idea, names, companion)
+    return Script(title=title, logline=_logline(idea.text), characters=characters, scenes=scenes)
+
+
+def _shot(framing: Framing, who: str, setting: str, tod: str, beat: str, c: _Cast) -> str:
+    light = {
+        "dawn": "soft pink dawn light",
+        "day": "clear daylight",
+        "dusk": "warm amber dusk light",
+        "night": "cool moonlight",
+    }[tod]
+    what = {
+        "once": f"{who} in their everyday world",
+        "every": f"{who} at the daily routine: {c.routine}",
+        "oneday": f"{who}, the moment everything changes" + (f": {c.action}" if c.action else ""),
+        "because": f"{who}, living with what happened",
+        "finally": f"{who} at the turning point, faces lit by hope",
+        "since": f"a calm closing image of {who}",
+    }[beat]
+    size = {"wide": "Wide shot", "medium": "Medium shot", "close": "Close-up"}[framing]
+    return f"{size} {_at(setting)}, {light}: {what}."[:600]
+
+
+def _english_title(idea: Idea, names: list[str], companion: Phrase | None) -> str:
+    def t(p: Phrase, name: str) -> str:
+        return name if p.proper else "The " + name
+
+    title = t(idea.subject, names[0])
+    if companion is not None:
+        title += " and " + t(companion, names[1]).replace("The ", "the ", 1)
+    elif idea.places and idea.places[0].startswith("the "):
+        title += " of " + idea.places[0].title().replace("The ", "the ", 1)
+    return title[:120]
+
+
+def _logline(text: str) -> str:
+    text = re.sub(r"\s+", " ", text).strip()
+    if len(text) > 400:
+        cut = text[:400]
+        end = max(cut.rfind(". "), cut.rfind("! "), cut.rfind("? "), cut.rfind("。"))
+        text = cut[: end + 1] if end > 40 else cut[:397].rstrip() + "…"
+    last = text[-1:]
+    return _sentence(text) if last.isascii() and last.isalnum() else text
+
+
+def _duration(narration: str) -> float:
+    wide = sum(1 for ch in narration if unicodedata.east_asian_width(ch) in "WF")
+    words = len(narration.split()) + 0.6 * wide
+    return round(min(MAX_S, max(MIN_S, words / WORDS_PER_SECOND + PAD_S)), 2)
+
+
+# --------------------------------------------------------------------------- other scripts
+
+# Word stems in other languages and scripts, only to pick a painter-friendly kind and setting;
+# the narration itself is never translated.
+KIND_STEMS: dict[str, str] = {
+    "кит": "whale",
+    "кош": "cat",
+    "собак": "dog",
+    "птиц": "bird",
+    "лис": "fox",
+    "медвед": "bear",
+    "дракон": "dragon",
+    "робот": "robot",
+    "лошад": "horse",
+    "рыб": "fish",
+    "鲸": "whale",
+    "鯨": "whale",
+    "猫": "cat",
+    "狗": "dog",
+    "犬": "dog",
+    "鸟": "bird",
+    "鳥": "bird",
+    "狐": "fox",
+    "熊": "bear",
+    "龙": "dragon",
+    "龍": "dragon",
+    "机器人": "robot",
+    "ロボット": "robot",
+    "马": "horse",
+    "馬": "horse",
+    "鱼": "fish",
+    "魚": "fish",
+    "حوت": "whale",
+    "قط": "cat",
+    "كلب": "dog",
+    "طائر": "bird",
+    "تنين": "dragon",
+    "לווייתן": "whale",
+    "חתול": "cat",
+    "כלב": "dog",
+    "ציפור": "bird",
+    "דרקון": "dragon",
+    "ballena": "whale",
+    "baleine": "whale",
+    "wal": "whale",
+    "gato": "cat",
+    "chat": "cat",
+    "perro": "dog",
+    "chien": "dog",
+    "hund": "dog",
+    "zorro": "fox",
+    "renard": "fox",
+}
+PLACE_STEMS: dict[str, str] = {
+    "маяк": "the lighthouse",
+    "灯塔": "the lighthouse",
+    "燈塔": "the lighthouse",
+    "منار": "the lighthouse",
+    "מגדלור": "the lighthouse",
+    "faro": "the lighthouse",
+    "phare": "the lighthouse",
+    "leuchtturm": "the lighthouse",
+    "мор": "the sea",
+    "海": "the sea",
+    "بحر": "the sea",
+    "mar": "the sea",
+    "mer": "the sea",
+    "meer": "the sea",
+    "берег": "the beach",
+    "пляж": "the beach",
+    "شاطئ": "the beach",
+    "חוף": "the beach",
+    "playa": "the beach",
+    "plage": "the beach",
+    "strand": "the beach",
+    "лес": "the forest",
+    "森": "the forest",
+    "غاب": "the forest",
+    "יער": "the forest",
+    "bosque": "the forest",
+    "forêt": "the forest",
+    "wald": "the forest",
+    "город": "the city",
+    "城市": "the city",
+    "都市": "the city",
+    "مدين": "the city",
+    "עיר": "the city",
+    "ciudad": "the city",
+    "ville": "the city",
+    "stadt": "the city",
+    "гора": "the mountains",
+    "горы": "the mountains",
+    "山": "the mountains",
+    "جبل": "the mountains",
+    "montaña": "the mountains",
+    "montagne": "the mountains",
+    "berg": "the mountains",
+    "пустын": "the desert",
+    "沙漠": "the desert",
+    "صحراء": "the desert",
+    "מדבר": "the desert",
+    "desierto": "the desert",
+    "désert": "the desert",
+    "снег": "the snow",
+    "雪": "the snow",
+    "ثلج": "the snow",
+    "שלג": "the snow",
+    "nieve": "the snow",
+    "neige": "the snow",
+    "schnee": "the snow",
+    "космос": "space",
+    "宇宙": "space",
+    "فضاء": "space",
+    "חלל": "space",
+    "замок": "the castle",
+    "城堡": "the castle",
+    "قلعة": "the castle",
+    "טירה": "the castle",
+    "castillo": "the castle",
+    "château": "the castle",
+    "schloss": "the castle",
+    "река": "the river",
+    "реки": "the river",
+    "河": "the river",
+    "نهر": "the river",
+    "נהר": "the river",
+    "río": "the river",
+    "дом": "the house",
+    "家": "the house",
+    "بيت": "the house",
+    "בית": "the house",
+    "casa": "the house",
+    "maison": "the house",
+    "haus": "the house",
+}
+# Words of Unicode character names ("WHALE", "DESERT ISLAND") that make an emoji a place.
+EMOJI_PLACES: dict[str, str] = {
+    "ISLAND": "the island",
+    "WAVE": "the sea",
+    "CASTLE": "the castle",
+    "TREE": "the forest",
+    "MOUNTAIN": "the mountains",
+    "CITY": "the city",
+    "CITYSCAPE": "the city",
+    "HOUSE": "the house",
+    "DESERT": "the desert",
+    "SNOWFLAKE": "the snow",
+    "MOON": "the moon",
+    "ROCKET": "space",
+    "BEACH": "the beach",
+    "VOLCANO": "the mountains",
+    "CAMPING": "the forest",
+}
+PERSON_NAME_WORDS = _set(
+    "MAN WOMAN PERSON BOY GIRL CHILD BABY OLDER FACE PRINCESS PRINCE ASTRONAUT FAIRY MAGE "
+    "VAMPIRE MERPERSON MERMAID ZOMBIE GHOST ALIEN ROBOT ELF GENIE DETECTIVE COOK FARMER"
+)
+
+
+def _unicode_words(grapheme: str) -> list[str]:
+    return [w for ch in grapheme for w in unicodedata.name(ch, "").split()]
+
+
+def _stem_in(stem: str, low: str) -> bool:
+    """Whole-text match for CJK, infix for Arabic/Hebrew (prefixed articles), else prefix."""
+    if _is_wide(stem[0]) or 0x0590 <= ord(stem[0]) <= 0x06FF:
+        return stem in low
+    return any(w.startswith(stem) for w in re.findall(r"\w+", low))
+
+
+def _kind_of(text: str) -> str:
+    low = text.lower()
+    for stem, kind in KIND_STEMS.items():
+        if _stem_in(stem, low):
+            return kind
+    for g in _graphemes(text):
+        if _is_symbolic(g):
+            for w in _unicode_words(g):
+                if w.lower() in ANIMALS or w in {"ROBOT", "GHOST", "ALIEN"}:
+                    return w.lower()
+    return ""
+
+
+def _place_of(text: str) -> str:
+    low = text.lower()
+    for stem, place in PLACE_STEMS.items():
+        if _stem_in(stem, low):
+            return place
+    for g in _graphemes(text):
+        if _is_symbolic(g):
+            words = _unicode_words(g)
+            for key, place in EMOJI_PLACES.items():
+                if key in words:
+                    return place
+    return ""
+
+
+def _graphemes(text: str) -> list[str]:
+    """Rough grapheme clusters: joins ZWJ sequences, variation selectors, skin tones, marks."""
+    out: list[str] = []
+    join_next = False
+    for ch in text:
+        cp = ord(ch)
+        joiner = (
+            cp in (0x200D, 0xFE0F, 0xFE0E, 0x20E3)
+            or 0x1F3FB <= cp <= 0x1F3FF
+            or unicodedata.category(ch) in ("Mn", "Me", "Mc")
+        )
+        if out and (joiner or join_next):
+            out[-1] += ch
+        else:
+            out.append(ch)
+        join_next = cp == 0x200D
+    return out
+
+
+def _is_symbolic(ch: str) -> bool:
+    return unicodedata.category(ch[0]) in ("So", "Sk", "Sm") or ord(ch[0]) >= 0x1F000
+
+
+def _is_wide(ch: str) -> bool:
+    return unicodedata.east_asian_width(ch[0]) in "WF" and not _is_symbolic(ch)
+
+
+def _units(text: str) -> list[str]:
+    """Pieces of the idea, in its own script: clauses, words, then short character runs."""
+    clauses = [c.strip() for c in CLAUSE_SPLIT.split(text) if c.strip()]
+    return clauses or [text.strip()]
+
+
+def _first_words(text: str, limit: int) -> str:
+    words = text.split()
+    if len(words) > 1:
+        return " ".join(words[:limit])
+    g = _graphemes(text.strip())
+    return "".join(g[: limit * 2])
+
+
+def _write_other(request: ScriptRequest, rng: random.Random) -> Script:
+    text = re.sub(r"\s+", " ", request.idea).strip() or "…"
+    n = request.scenes
+    clauses = _units(text)
+    emoji = [g for g in _graphemes(text) if _is_symbolic(g) and not g.isspace()]
+    letters = [ch for ch in text if ch.isalpha()]
+    names: list[str] = []
+    if not letters and emoji:
+        alive = [
+            g
+            for g in emoji
+            if _kind_of(g) or any(w in PERSON_NAME_WORDS for w in _unicode_words(g))
+        ]
+        names = list(dict.fromkeys(alive or emoji[:1]))
+    else:
+        first = clauses[0]
+        parts = re.split(r"\s+(?:и|с|со|та|і|و|ו|y|et|und)\s+|[和与跟と과와]", first, maxsplit=1)
+        names.append(_first_words(parts[0], 2 if " " in parts[0].strip() else 3))
+        words = text.split()
+        animal = next((w.strip(" ,.!?") for w in words if _kind_of(w)), "")
+        if len(words) < 2:
+            animal = ""
+        if animal and animal not in names[0]:
+            names.append(animal)
+        elif len(parts) > 1 and parts[1].strip():
+            second = parts[1].strip()
+            if " " not in second and not second.isascii():
+                second = re.sub(r"^一.", "", second).split("的")[-1][:2]
+            names.append(_first_words(second, 1))
+        elif len(first.split()) >= 3:
+            names.append(first.split()[-1])
+    names = [nm.strip(" ,.!?。，")[:80] or "★" for nm in names][:MAX_CHARACTERS]
+    names = list(dict.fromkeys(names))
+    characters = []
+    for nm in names:
+        crng = random.Random(_digest(nm))
+        kind = _kind_of(nm)
+        uname = " ".join(_unicode_words(nm)).lower() if all(_is_symbolic(g) for g in nm) else ""
+        if kind:
+            desc = f"{nm}: a storybook {ANIMAL_LOOKS.get(kind, kind)}"
+        else:
+            colour = crng.choice(FALLBACK_COLOURS)
+            who = f"storybook {uname}" if uname else "storybook character"
+            desc = (
+                f"{nm}: {who} in {_article(colour)} "
+                f"{crng.choice(['coat', 'cloak', 'jacket'])}, "
+                f"{crng.choice(HAIR_COLOURS)} hair, {crng.choice(FEATURES)}"
+            )
+        characters.append(CharacterSpec(name=nm, description=desc[:600]))
+    lines: list[str] = []
+    if len(clauses) >= n:
+        base, extra = divmod(len(clauses), n)
+        pos = 0
+        for i in range(n):
+            size = base + (1 if i < extra else 0)
+            lines.append(" ".join(clauses[pos : pos + size]))
+            pos += size
+    else:
+        spaced = len(text.split()) > 1
+        units = text.split() if spaced else _graphemes(text)
+        total = len(units)
+        width = min(total, max(-(-total // n) + 2, 4 if spaced else 6))
+        if total >= n:
+            width = max(1, min(width, total - n + 1))
+        for i in range(n):
+            start = round(i * (total - width) / (n - 1))
+            lines.append((" " if spaced else "").join(units[start : start + width]))
+    marks = ["", " …", "!", " …!", "?!", " ……", "!!", " …?", "!!!", " ……!", "?!!", " ………"]
+    narrations: list[str] = []
+    for line in lines:
+        cand = line[:590]
+        m = 0
+        while cand in narrations or not cand.strip():
+            m += 1
+            cand = (line[:580] or "…") + marks[m % len(marks)] + ("…" * (m // len(marks)))
+        narrations.append(cand)
+    times = _time_arc(n)
+    framings = _framings(n, rng)
+    setting = _place_of(text)
+    scenes = []
+    for i, line in enumerate(narrations):
+        present = [names[0]] if i < 2 or len(names) == 1 else names[:2]
+        shot_size = {"wide": "Wide shot", "medium": "Medium shot", "close": "Close-up"}[framings[i]]
+        where = f" {_at(setting)}" if setting else ""
+        shot = f"{shot_size}{where}, {times[i]} light: {' and '.join(present)} — {line}"
+        scenes.append(
+            SceneSpec(
+                shot=shot[:600],
+                narration=line,
+                setting=setting,
+                time_of_day=times[i],
+                framing=framings[i],
+                characters=present,
+                duration_s=_duration(line),
+            )
+        )
+    title = _first_words(clauses[0], 6)[:120] or names[0]
+    return Script(title=title, logline=_logline(text), characters=characters, scenes=scenes)
+
+
+def _is_english(request: ScriptRequest) -> bool:
+    text = request.idea
+    letters = [ch for ch in text if ch.isalpha()]
+    if not letters or not request.language.lower().startswith("en"):
+        return False
+    ascii_share = sum(1 for ch in letters if ch.isascii()) / len(letters)
+    words = [w.lower() for w in WORD_RE.findall(text) if w[:1].isalpha()]
+    if ascii_share < 0.8 or not words:
+        return False
+    english = DETERMINERS | PREPOSITIONS | CONJUNCTIONS | PRONOUNS | set(AUXILIARIES)
+    return len(words) <= 3 or any(w in english for w in words)
+
+
+# --------------------------------------------------------------------------- provider
+
+
+class StorySpineWriter:
+    """Writes a script with no model: deterministic, instant, and always valid."""
+
+    name = "offline"
+    model = "story-spine"
+
+    @classmethod
+    def from_settings(cls, model: str, settings: ProviderSettings) -> Self:
+        return cls()
+
+    def compose(self, request: ScriptRequest) -> Script:
+        rng = random.Random(_digest(f"{request.idea}|{request.scenes}|{request.style}"))
+        if _is_english(request):
+            return _write_english(request, parse_idea(request.idea), rng)
+        return _write_other(request, rng)
+
+    async def write(self, request: ScriptRequest) -> tuple[Script, Usage]:
+        script = self.compose(request)
+        return script, Usage(provider=self.name, model=self.model, units=1, unit="script")

@@ -1,0 +1,200 @@
+"""The story pipeline end to end on the real queue with the offline providers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from pipeline.api import StoryAPI
+from pipeline.errors import BadIdea, BadRequest
+from pipeline.events import EventKind, Outbox
+from pipeline.models import Platform, Status, Story
+from pipeline.runtime import Runtime
+from tests.factories import ALICE, ROOM
+from tests.fakes.recording import Recorder, recording
+from tests.pipeline_helpers import finished
+
+pytestmark = pytest.mark.slow
+
+IDEA = "A lighthouse keeper befriends a stranded whale"
+
+
+@pytest_asyncio.fixture
+async def rec(rt: Runtime) -> Recorder:
+    recorder = Recorder()
+    rt.providers = recording(rt.providers, recorder)
+    return recorder
+
+
+async def _story(rt: Runtime, **opts: object) -> Story:
+    api = StoryAPI(rt)
+    options = api.default_options(scenes=3, candidates=2, pick="auto", **opts)
+    return await api.start_story(IDEA, ALICE, ROOM, options)
+
+
+async def test_three_scene_story_makes_a_checked_mp4(rt: Runtime, rec: Recorder) -> None:
+    from pipeline.assemble import plan_timeline, probe
+
+    await rt.outbox.ensure_group(Platform.console, "t")
+    story = await finished(rt, await _story(rt))
+    assert story.status == Status.done, story.error
+    assert story.video is not None
+    info = probe(await rt.media.path(story.video.media))
+    assert (info.video_codec, info.width, info.height) == ("h264", 720, 1280)
+    assert info.pix_fmt == "yuv420p" and info.audio_codec == "aac"
+    narration = [s.voice.duration_s for s in story.scenes if s.voice]
+    assert len(narration) == 3
+    slots = plan_timeline(narration, 0.5)
+    planned = slots[-1].start + slots[-1].length
+    assert abs(info.duration_s - planned) < 0.5
+    assert info.duration_s >= sum(narration)
+    sheet = await rt.media.path(story.video.contact_sheet)
+    assert sheet.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # One call per thing made: a script, one sheet per character, a storyboard call per
+    # scene, a clip and a narration per scene, one music bed.
+    counts = rec.counts()
+    assert counts["script"] == 1 and counts["video"] == 3 and counts["speech"] == 3
+    assert counts["image"] == 3 + len(story.characters) and counts["music"] == 1
+    # The story's words reached the script, and progress went out as events.
+    assert "whale" in " ".join(s.narration for s in story.scenes).lower()
+    events = await Outbox(rt.redis).read(Platform.console, "t", "c", count=500, block_ms=10)
+    kinds = [e.kind for _, e in events]
+    assert kinds[0] == EventKind.created and kinds[-1] == EventKind.video
+    steps = {e.step for _, e in events if e.kind == EventKind.progress}
+    assert {"script", "animate", "voice", "assemble"} <= steps
+    assert story.cost_usd == 0.0 and story.costs
+
+
+@pytest.mark.parametrize("aspect,size", [("16:9", (1280, 720)), ("1:1", (720, 720))])
+async def test_other_aspects(rt: Runtime, aspect: str, size: tuple[int, int]) -> None:
+    from pipeline.assemble import probe
+
+    story = await finished(rt, await _story(rt, aspect=aspect, music=False))
+    assert story.status == Status.done, story.error
+    assert story.video is not None
+    info = probe(await rt.media.path(story.video.media))
+    assert (info.width, info.height) == size
+
+
+async def _done_story(rt: Runtime) -> Story:
+    story = await finished(rt, await _story(rt))
+    assert story.status == Status.done, story.error
+    return story
+
+
+async def test_each_step_run_twice_makes_no_second_provider_call(
+    rt: Runtime, rec: Recorder
+) -> None:
+    """Simulate a crash after each step stored its outputs: rewind the status and rerun."""
+    from pipeline.steps import STEP_FUNCTIONS
+
+    story = await _done_story(rt)
+    before = len(rec.calls)
+    plan = [
+        ("script", Status.drafting),
+        ("cast", Status.casting),
+        ("storyboard", Status.storyboarding),
+        ("animate", Status.animating),
+        ("voice", Status.voicing),
+        ("assemble", Status.assembling),
+    ]
+    for step, status in plan:
+        def rewind(s: Story, status: Status = status, step: str = step) -> None:
+            s.status = status
+            if step == "cast":
+                for c in s.characters:
+                    c.reference = None
+            if step == "storyboard":
+                for sc in s.scenes:
+                    sc.candidates, sc.picked = [], None
+            if step == "animate":
+                for sc in s.scenes:
+                    sc.clip = None
+            if step == "voice":
+                for sc in s.scenes:
+                    sc.voice = None
+
+        await rt.store.update(story.id, rewind)
+        await STEP_FUNCTIONS[step](rt, story.id, {})
+    assert len(rec.calls) == before, [c[0] for c in rec.calls[before:]]
+    final = await rt.store.get(story.id)
+    assert final.status == Status.done
+
+
+@pytest.mark.parametrize("what,capabilities", [
+    ("clip", {"video": 1}),
+    ("voice", {"speech": 1}),
+    ("frame", {"image": 1, "video": 1}),
+])
+async def test_regenerating_one_scene_calls_providers_for_that_scene_only(
+    rt: Runtime, rec: Recorder, what: str, capabilities: dict[str, int]
+) -> None:
+    story = await _done_story(rt)
+    old_video = story.video
+    rec.clear()
+    await StoryAPI(rt).regenerate(story.id, 1, what)  # type: ignore[arg-type]
+    again = await finished(rt, story)
+    assert again.status == Status.done, again.error
+    assert rec.counts() == capabilities
+    scene_two = again.scenes[1]
+    for _cap, _fp, req in rec.calls:
+        text = req.model_dump_json(exclude={"image", "characters"})
+        assert scene_two.narration[:30] in text or scene_two.shot[:30] in text
+    assert again.video is not None and old_video is not None
+    if what != "voice":  # an offline re-voicing of the same text is the same audio
+        assert again.video.media != old_video.media
+
+
+@pytest.mark.parametrize("idea,reason", [
+    ("", "empty"),
+    ("   \n\t  ", "empty"),
+    ("\x00\x07\x1b", "empty"),
+    ("x" * 2001, "2000"),
+    ("!!! ??? ...", "no words"),
+])
+async def test_bad_ideas_get_a_clear_message_and_nothing_is_enqueued(
+    rt: Runtime, idea: str, reason: str
+) -> None:
+    from pipeline.queue import queue_depth
+
+    with pytest.raises(BadIdea, match=reason):
+        await StoryAPI(rt).start_story(idea, ALICE, ROOM)
+    assert await queue_depth(rt.redis) == 0
+    assert await rt.store.by_owner(ALICE) == []
+
+
+async def test_approval_gate_waits_for_every_pick(rt: Runtime) -> None:
+    api = StoryAPI(rt)
+    options = api.default_options(scenes=3, candidates=2, pick="ask")
+    story = await finished(rt, await api.start_story(IDEA, ALICE, ROOM, options))
+    assert story.status == Status.awaiting_approval
+    assert all(len(s.candidates) == 2 for s in story.scenes)
+    with pytest.raises(BadRequest, match="scene 1, 2, 3"):
+        await api.approve(story.id)
+    with pytest.raises(BadRequest, match="no frame"):
+        await api.pick(story.id, 0, "zz")
+    for sc in story.scenes:
+        await api.pick(story.id, sc.index, sc.candidates[1].id)
+    await api.approve(story.id)
+    done = await finished(rt, story)
+    assert done.status == Status.done
+    assert all(s.clip and s.clip.frame_id == s.candidates[1].id for s in done.scenes)
+
+
+async def test_cancel_stops_the_story(rt: Runtime) -> None:
+    api = StoryAPI(rt)
+    story = await _story(rt)
+    await api.cancel(story.id)
+    after = await finished(rt, story)
+    assert after.status == Status.cancelled and after.scenes == []
+
+
+async def test_unicode_ideas_make_videos(rt: Runtime, tmp_path: Path) -> None:
+    api = StoryAPI(rt)
+    for idea in ("Маленький ёжик ищет звезду в тумане 🌟", "一只小猫在月光下寻找回家的路",
+                 "ילדה קטנה בונה סירה מנייר"):
+        options = api.default_options(scenes=3, candidates=1, pick="auto", music=False)
+        story = await finished(rt, await api.start_story(idea, ALICE, ROOM, options))
+        assert story.status == Status.done, (idea, story.error)
