@@ -1,0 +1,1 @@
+"""The terminal chat (``storyloom chat``): the conversation core with no chat platform."""

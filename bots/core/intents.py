@@ -1,0 +1,115 @@
+"""What a person in a chat wants, independent of the platform that carried it.
+
+Adapters build these from commands, messages, button presses and reactions; the conversation core
+(:class:`bots.core.core.Conversation`) acts on them.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Intent(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class Welcome(Intent):
+    """``/start``: who the bot is and how to begin."""
+
+
+class Help(Intent):
+    pass
+
+
+class StartStory(Intent):
+    idea: str
+
+
+class FreeText(Intent):
+    """Text addressed to the bot: the answer to a pending scene edit, or else a new idea."""
+
+    text: str
+
+
+class NotText(Intent):
+    """A photo, sticker or other non-text message addressed to the bot."""
+
+    what: str = "message"
+
+
+class UnknownCommand(Intent):
+    command: str
+
+
+class PickFrame(Intent):
+    story_id: str
+    scene: int = Field(ge=0, description="0-based scene index")
+    choice: int = Field(ge=1, description="1-based candidate number")
+    generation: int | None = None
+
+
+class NewCandidates(Intent):
+    story_id: str
+    scene: int = Field(ge=0)
+    generation: int | None = None
+
+
+class EditScene(Intent):
+    """Rewrite a scene; without ``text`` the person's next message becomes the text."""
+
+    story_id: str
+    scene: int = Field(ge=0)
+    text: str | None = None
+    generation: int | None = None
+
+
+class Approve(Intent):
+    story_id: str
+
+
+class Cancel(Intent):
+    story_id: str | None = None
+
+
+class Retry(Intent):
+    story_id: str
+
+
+class Regenerate(Intent):
+    story_id: str
+    scene: int = Field(ge=0)
+    what: Literal["frame", "clip", "voice"] = "clip"
+
+
+class ChangeVoice(Intent):
+    """Narrate a finished story again; without ``voice`` the choices are shown."""
+
+    story_id: str
+    voice: str | None = None
+
+
+class Remix(Intent):
+    """A new story from the same idea, with the chat's current settings."""
+
+    story_id: str
+
+
+class ChangeSettings(Intent):
+    """Show the chat's settings for new stories, or change one of them."""
+
+    key: Literal["aspect", "scenes", "style", "voice"] | None = None
+    value: str | None = None
+
+
+class ShowStatus(Intent):
+    story_id: str | None = None
+
+
+class MyStories(Intent):
+    pass
+
+
+class Ignore(Intent):
+    """A button press or reaction that should do nothing (kept for a uniform flow)."""

@@ -1,0 +1,505 @@
+"""The Telegram bot: a python-telegram-bot ``Application`` translating updates into intents.
+
+Handlers build :mod:`bots.core.intents` from commands, text, button presses and reactions, ask
+the conversation core, and send its views back. The event pump (:class:`bots.core.core.EventPump`)
+runs beside the application and posts each story's status, storyboard and video. Long polling is
+the default; with ``STORYLOOM_TELEGRAM_WEBHOOK_URL`` set, a small aiohttp server receives updates
+and checks Telegram's secret-token header.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+import re
+import secrets
+import signal
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from aiolimiter import AsyncLimiter
+from telegram import (
+    BotCommand,
+    CallbackQuery,
+    Chat,
+    Message,
+    MessageReactionUpdated,
+    ReactionTypeEmoji,
+    Update,
+)
+from telegram.error import RetryAfter
+from telegram.ext import (
+    Application,
+    BaseRateLimiter,
+    CallbackQueryHandler,
+    ChatMemberHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    MessageReactionHandler,
+    filters,
+)
+
+from bots.core import intents as it
+from bots.core.core import AdminCheck, Conversation, EventPump, stop_task
+from bots.core.delivery import ChatGone
+from bots.core.views import AnyView, Text
+from bots.telegram.render import TelegramRenderer, retry_after_s
+from pipeline.models import ChatRef, Platform, UserRef
+from pipeline.runtime import Runtime
+from pipeline.settings import Settings
+
+log = logging.getLogger(__name__)
+
+ALLOWED_UPDATES = ["message", "callback_query", "message_reaction", "my_chat_member"]
+COMMANDS = [
+    ("story", "Start a story: /story <idea>"),
+    ("settings", "Aspect, scenes, style and voice for new stories"),
+    ("status", "How the latest story is doing"),
+    ("mystories", "Your stories"),
+    ("cancel", "Stop a story"),
+    ("help", "How Storyloom works"),
+]
+COUNTED = ("send", "edit", "copy", "forward")
+JSONDict = dict[str, Any]
+
+
+# --------------------------------------------------------------------------- flood control
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Telegram's flood limits as the bot paces itself (about 1/s per chat, 20/min per group)."""
+
+    private_rate: float = 3  # messages ...
+    private_period_s: float = 3  # ... per this period: 1/s with bursts of 3
+    group_rate: float = 20
+    group_period_s: float = 60
+    overall_per_s: float = 30
+
+
+class ChatRateLimiter(BaseRateLimiter[int]):
+    """Paces sends and edits per chat and overall; a 429 pauses every request for its
+    ``retry_after`` and the request is retried, never dropped."""
+
+    def __init__(self, limits: Limits = Limits(), max_retries: int = 8) -> None:
+        self.limits = limits
+        self.max_retries = max_retries
+        self._overall = AsyncLimiter(limits.overall_per_s, 1)
+        self._chats: dict[int, AsyncLimiter] = {}
+        self._open = asyncio.Event()
+        self._open.set()
+
+    async def initialize(self) -> None:
+        return None
+
+    async def shutdown(self) -> None:
+        return None
+
+    def _limiter(self, chat_id: int) -> AsyncLimiter:
+        if chat_id not in self._chats:
+            if len(self._chats) > 2048:
+                self._chats.clear()
+            lim = self.limits
+            self._chats[chat_id] = (
+                AsyncLimiter(lim.group_rate, lim.group_period_s) if chat_id < 0
+                else AsyncLimiter(lim.private_rate, lim.private_period_s)
+            )
+        return self._chats[chat_id]
+
+    async def process_request(
+        self,
+        callback: Callable[..., Coroutine[Any, Any, bool | JSONDict | list[JSONDict]]],
+        args: Any,
+        kwargs: dict[str, Any],
+        endpoint: str,
+        data: dict[str, Any],
+        rate_limit_args: int | None,
+    ) -> bool | JSONDict | list[JSONDict]:
+        chat_id = data.get("chat_id")
+        if endpoint.startswith(COUNTED) and chat_id is not None:
+            with contextlib.suppress(ValueError, TypeError):
+                limiter = self._limiter(int(chat_id))
+                weight = len(data.get("media") or []) if endpoint == "sendMediaGroup" else 1
+                await limiter.acquire(min(max(1, weight), limiter.max_rate))
+            await self._overall.acquire()
+        attempts = (rate_limit_args or self.max_retries) + 1
+        for attempt in range(attempts):
+            await self._open.wait()
+            try:
+                return await callback(*args, **kwargs)
+            except RetryAfter as err:
+                if attempt == attempts - 1:
+                    raise
+                wait = retry_after_s(err) + 0.1
+                log.info("flood limit: waiting", extra={"endpoint": endpoint, "wait_s": wait})
+                if self._open.is_set():
+                    self._open.clear()
+                    try:
+                        await asyncio.sleep(wait)
+                    finally:
+                        self._open.set()
+                else:
+                    await asyncio.sleep(wait)
+        raise AssertionError("unreachable")
+
+
+# --------------------------------------------------------------------------- identities
+
+
+def chat_ref(chat: Chat, message: Message | None = None) -> ChatRef:
+    thread = None
+    if message is not None and message.is_topic_message and message.message_thread_id:
+        thread = str(message.message_thread_id)
+    return ChatRef(platform=Platform.telegram, chat_id=str(chat.id), thread_id=thread,
+                   is_group=chat.type in (Chat.GROUP, Chat.SUPERGROUP))
+
+
+def user_ref(user: Any) -> UserRef:
+    name = (user.first_name or user.username or "") if user is not None else ""
+    uid = str(user.id) if user is not None else "0"
+    return UserRef(platform=Platform.telegram, user_id=uid, display_name=name)
+
+
+# --------------------------------------------------------------------------- the bot
+
+
+class TelegramBot:
+    def __init__(
+        self,
+        rt: Runtime,
+        conv: Conversation,
+        *,
+        token: str,
+        base_url: str = "https://api.telegram.org",
+        limits: Limits = Limits(),
+        status_interval_s: tuple[float, float] = (1.5, 6.0),
+        consumer: str = "main",
+        poll_timeout_s: int = 10,
+    ) -> None:
+        self.rt = rt
+        self.conv = conv
+        self.poll_timeout_s = poll_timeout_s
+        base = base_url.rstrip("/")
+        self.app: Application[Any, Any, Any, Any, Any, Any] = (
+            Application.builder()
+            .token(token)
+            .base_url(f"{base}/bot")
+            .base_file_url(f"{base}/file/bot")
+            .rate_limiter(ChatRateLimiter(limits))
+            .concurrent_updates(8)
+            .build()
+        )
+        self.renderer = TelegramRenderer(self.app.bot, upload_limit_bytes=conv.size_cap_bytes
+                                         or 50_000_000)
+        self.pump = EventPump(conv, self.renderer, consumer=consumer,
+                              status_interval_s=status_interval_s)
+        self._pump_task: asyncio.Task[None] | None = None
+        self._admins: dict[tuple[str, str], tuple[float, bool]] = {}
+        self._webhook: Any = None
+        self._add_handlers()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self, *, webhook_url: str = "", webhook_secret: str = "",
+                    webhook_listen: str = "0.0.0.0:8443") -> None:
+        await self.app.initialize()
+        await self.app.bot.set_my_commands([BotCommand(c, d) for c, d in COMMANDS])
+        await self.app.start()
+        if webhook_url:
+            await self._start_webhook(webhook_url, webhook_secret, webhook_listen)
+        else:
+            assert self.app.updater is not None
+            await self.app.updater.start_polling(
+                poll_interval=0.0, timeout=self.poll_timeout_s, allowed_updates=ALLOWED_UPDATES,
+            )
+        self._pump_task = asyncio.create_task(self.pump.run(), name="telegram-event-pump")
+
+    async def stop(self) -> None:
+        await stop_task(self._pump_task)
+        self._pump_task = None
+        if self.app.updater is not None and self.app.updater.running:
+            await self.app.updater.stop()
+        if self._webhook is not None:
+            await self._webhook.cleanup()
+            self._webhook = None
+        if self.app.running:
+            await self.app.stop()
+        await self.app.shutdown()
+
+    async def _start_webhook(self, url: str, secret: str, listen: str) -> None:
+        from aiohttp import web
+
+        secret = secret or secrets.token_urlsafe(32)
+        bot = self.app.bot
+
+        async def receive(request: web.Request) -> web.Response:
+            given = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
+            if not hmac.compare_digest(given.encode(), secret.encode()):
+                return web.Response(status=403)
+            try:
+                update = Update.de_json(await request.json(), bot)
+            except Exception:
+                return web.Response(status=400)
+            if update is not None:
+                await self.app.update_queue.put(update)
+            return web.Response(text="ok")
+
+        web_app = web.Application()
+        path = "/" + url.split("://", 1)[-1].partition("/")[2].strip("/")
+        web_app.router.add_post(path if path != "/" else "/telegram", receive)
+        runner = web.AppRunner(web_app, access_log=None)
+        await runner.setup()
+        host, _, port = listen.rpartition(":")
+        await web.TCPSite(runner, host or "0.0.0.0", int(port or 8443)).start()
+        self._webhook = runner
+        await bot.set_webhook(url, secret_token=secret, allowed_updates=ALLOWED_UPDATES)
+
+    # ------------------------------------------------------------------ handlers
+
+    def _add_handlers(self) -> None:
+        a = self.app
+        msg_only = filters.UpdateType.MESSAGE
+        for name, fn in (("start", self.on_start), ("help", self.on_help),
+                         ("story", self.on_story), ("settings", self.on_settings),
+                         ("cancel", self.on_cancel), ("status", self.on_status),
+                         ("mystories", self.on_mystories)):
+            a.add_handler(CommandHandler(name, fn, filters=msg_only))
+        a.add_handler(MessageHandler(filters.COMMAND & msg_only, self.on_unknown_command))
+        a.add_handler(CallbackQueryHandler(self.on_button))
+        a.add_handler(MessageReactionHandler(self.on_reaction))
+        a.add_handler(ChatMemberHandler(self.on_membership, ChatMemberHandler.MY_CHAT_MEMBER))
+        a.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND & msg_only, self.on_text))
+        a.add_handler(MessageHandler(~filters.TEXT & ~filters.COMMAND & msg_only &
+                                     ~filters.StatusUpdate.ALL, self.on_other))
+        a.add_error_handler(self.on_error)
+
+    def _admin_check(self, chat: ChatRef, user: UserRef) -> AdminCheck:
+        async def check() -> bool:
+            key = (chat.chat_id, user.user_id)
+            hit = self._admins.get(key)
+            if hit is not None and time.monotonic() - hit[0] < 60:
+                return hit[1]
+            member = await self.app.bot.get_chat_member(int(chat.chat_id), int(user.user_id))
+            ok = member.status in ("administrator", "creator")
+            self._admins[key] = (time.monotonic(), ok)
+            return ok
+
+        return check
+
+    async def _answer(self, update: Update, intent: it.Intent) -> None:
+        msg = update.effective_message
+        if msg is None or update.effective_chat is None:
+            return
+        chat = chat_ref(update.effective_chat, msg)
+        user = user_ref(update.effective_user)
+        views = await self.conv.handle(intent, user, chat, self._admin_check(chat, user))
+        await self._send_all(chat, user, views, reply_to=msg.message_id)
+
+    async def _send_all(self, chat: ChatRef, user: UserRef, views: list[AnyView], *,
+                        reply_to: int | None = None, source: Message | None = None) -> None:
+        for view in views:
+            try:
+                if isinstance(view, Text) and view.replace_source and source is not None:
+                    await self.renderer.edit_source(chat, source.message_id, view)
+                    continue
+                await self.renderer.reply(chat, view, reply_to=reply_to,
+                                          mention=(user.user_id, user.display_name))
+            except ChatGone:
+                await self.conv.delivery.mark_gone(chat)
+                return
+
+    def _bot_username(self) -> str:
+        return self.app.bot.username or ""
+
+    async def on_start(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        await self._answer(update, it.Welcome())
+
+    async def on_help(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        await self._answer(update, it.Help())
+
+    async def on_story(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        idea = " ".join(context.args or [])
+        msg = update.effective_message
+        if msg is not None and msg.text:  # keep the idea's own spacing and line breaks
+            idea = re.sub(r"^/\S+\s?", "", msg.text, count=1)
+        await self._answer(update, it.StartStory(idea=idea))
+
+    async def on_settings(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        await self._answer(update, it.ChangeSettings())
+
+    async def on_cancel(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        await self._answer(update, it.Cancel(story_id=_story_id(_first(context.args))))
+
+    async def on_status(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        await self._answer(update, it.ShowStatus(story_id=_story_id(_first(context.args))))
+
+    async def on_mystories(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        await self._answer(update, it.MyStories())
+
+    async def on_unknown_command(self, update: Update,
+                                 context: ContextTypes.DEFAULT_TYPE) -> None:
+        msg, chat = update.effective_message, update.effective_chat
+        if msg is None or chat is None or not msg.text:
+            return
+        command = msg.text.split()[0]
+        name, _, target = command.partition("@")
+        if chat.type != Chat.PRIVATE and target.lower() != self._bot_username().lower():
+            return  # a command for another bot in the group
+        await self._answer(update, it.UnknownCommand(command=name))
+
+    def _addressed(self, msg: Message) -> tuple[bool, str]:
+        """In a group: is this message for the bot (a mention, or a reply to it)? And its text
+        without the mention."""
+        text = msg.text or msg.caption or ""
+        me = self._bot_username()
+        mention = f"@{me}".lower()
+        if me and mention in text.lower():
+            idx = text.lower().index(mention)
+            return True, (text[:idx] + text[idx + len(mention):]).strip()
+        reply = msg.reply_to_message
+        if reply is not None and reply.from_user is not None and \
+                reply.from_user.id == self.app.bot.id:
+            return True, text
+        return False, text
+
+    async def on_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        msg, chat = update.effective_message, update.effective_chat
+        if msg is None or chat is None:
+            return
+        if chat.type == Chat.PRIVATE:
+            await self._answer(update, it.FreeText(text=msg.text or ""))
+            return
+        addressed, text = self._addressed(msg)
+        if not addressed:
+            return
+        if not text.strip():
+            await self._answer(update, it.Help())
+            return
+        await self._answer(update, it.FreeText(text=text))
+
+    async def on_other(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        msg, chat = update.effective_message, update.effective_chat
+        if msg is None or chat is None:
+            return
+        if chat.type != Chat.PRIVATE and not self._addressed(msg)[0]:
+            return
+        what = "sticker" if msg.sticker else "photo" if msg.photo else "message"
+        await self._answer(update, it.NotText(what=what))
+
+    async def on_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        query: CallbackQuery | None = update.callback_query
+        if query is None:
+            return
+        source = query.message if isinstance(query.message, Message) else None
+        if source is None or not query.data:
+            await query.answer("This button has expired.")
+            return
+        chat = chat_ref(source.chat, source)
+        user = user_ref(query.from_user)
+        views = await self.conv.press(query.data, user, chat, self._admin_check(chat, user))
+        toast = next((v for v in views if isinstance(v, Text) and v.toast), None)
+        if toast is not None:
+            await query.answer(toast.text[:200], show_alert=toast.error and len(toast.text) > 60)
+        else:
+            await query.answer()
+        rest = [v for v in views if not (isinstance(v, Text) and v.toast)]
+        await self._send_all(chat, user, rest, source=source)
+
+    async def on_reaction(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        r: MessageReactionUpdated | None = update.message_reaction
+        if r is None or r.user is None:
+            return  # anonymous reactions cannot be checked against permissions
+        old = {x.emoji for x in r.old_reaction if isinstance(x, ReactionTypeEmoji)}
+        added = [x.emoji for x in r.new_reaction
+                 if isinstance(x, ReactionTypeEmoji) and x.emoji not in old]
+        chat = chat_ref(r.chat)
+        user = user_ref(r.user)
+        for emoji in added:
+            views = await self.conv.react(chat, str(r.message_id), emoji, user,
+                                          self._admin_check(chat, user))
+            await self._send_all(chat, user, views, reply_to=r.message_id)
+
+    async def on_membership(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        change = update.my_chat_member
+        if change is None:
+            return
+        chat = chat_ref(change.chat)
+        if change.new_chat_member.status in ("left", "kicked"):
+            await self.conv.delivery.mark_gone(chat)
+            log.info("removed from a chat", extra={"chat": chat.key})
+        elif change.new_chat_member.status in ("member", "administrator"):
+            await self.conv.delivery.clear_gone(chat)
+
+    async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        err = context.error
+        if isinstance(err, ChatGone) and isinstance(update, Update) and update.effective_chat:
+            await self.conv.delivery.mark_gone(chat_ref(update.effective_chat))
+            return
+        log.error("update failed: %s", type(err).__name__, exc_info=err)
+
+
+def _first(args: list[str] | None) -> str | None:
+    return args[0] if args else None
+
+
+_ID = re.compile(r"^[a-z0-9]{4,16}$")
+
+
+def _story_id(raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    raw = raw.strip().lower()
+    return raw if _ID.match(raw) else "-" if raw else None
+
+
+# --------------------------------------------------------------------------- running it
+
+
+async def build_bot(rt: Runtime, settings: Settings, **kw: Any) -> TelegramBot:
+    cap = int(settings.telegram_upload_mb * 1_000_000)
+    conv = await Conversation.create(rt, Platform.telegram, size_cap_bytes=cap)
+    return TelegramBot(rt, conv, token=settings.telegram_token.get_secret_value(),
+                       base_url=settings.telegram_base_url, **kw)
+
+
+async def run(settings: Settings, *, with_worker: bool | None = None,
+              stop: asyncio.Event | None = None) -> None:
+    """Run the bot until ``stop`` is set (or forever); optionally with an in-process worker."""
+    from pipeline.maker import worker_alive
+    from pipeline.queue import build_worker
+    from pipeline.steps import STEP_FUNCTIONS, on_failure
+
+    rt = await Runtime.open(settings)
+    worker: Any = None
+    worker_task: asyncio.Task[None] | None = None
+    bot = await build_bot(rt, settings)
+    try:
+        want = settings.bot_worker if with_worker is None else with_worker
+        if want and not await worker_alive(rt):
+            worker = build_worker(settings, STEP_FUNCTIONS, on_failure, runtime=rt,
+                                  handle_signals=False)
+            worker_task = asyncio.create_task(worker.async_run())
+        await bot.start(webhook_url=settings.telegram_webhook_url,
+                        webhook_secret=settings.telegram_webhook_secret.get_secret_value(),
+                        webhook_listen=settings.telegram_webhook_listen)
+        me = bot.app.bot.username
+        log.info("telegram bot running", extra={"bot": me, "worker": worker is not None})
+        print(f"storyloom telegram: @{me} is listening"
+              + (" (with a worker in this process)" if worker is not None else ""), flush=True)
+        stop = stop or asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+    finally:
+        await bot.stop()
+        if worker is not None:
+            await worker.close()
+        await stop_task(worker_task)
+        await rt.close()

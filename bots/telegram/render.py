@@ -1,0 +1,321 @@
+"""Neutral views as Bot API calls: HTML-escaped text, albums, inline keyboards, the video.
+
+Every text goes out with ``parse_mode=HTML`` and every piece of user or model text is escaped, so
+an idea full of ``<``, ``&`` or Markdown characters never causes a parse error. Lengths are cut
+to Telegram's limits (4096 for a message, 1024 for a caption, albums of 2 to 10).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dtm
+import html
+import logging
+import warnings
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from telegram import (
+    Bot,
+    ForceReply,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InputMediaPhoto,
+    Message,
+)
+from telegram.constants import ParseMode
+from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
+from telegram.warnings import PTBDeprecationWarning
+
+from bots.core.core import shorten, status_lines
+from bots.core.delivery import ChatGone
+from bots.core.views import (
+    AlbumView,
+    AnyView,
+    ApproveView,
+    Keyboard,
+    SceneView,
+    ScriptView,
+    StatusView,
+    Text,
+    VideoView,
+)
+from pipeline.models import ChatRef
+
+log = logging.getLogger(__name__)
+
+TEXT_MAX = 4096
+CAPTION_MAX = 1024
+ALBUM_MIN, ALBUM_MAX = 2, 10
+T = TypeVar("T")
+
+
+def esc(text: str) -> str:
+    return html.escape(text, quote=False)
+
+
+def markup(rows: Keyboard) -> InlineKeyboardMarkup | None:
+    if not rows:
+        return None
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(b.label, callback_data=b.token) for b in row] for row in rows if row]
+    )
+
+
+def retry_after_s(err: RetryAfter) -> float:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PTBDeprecationWarning)
+        value: int | float | dtm.timedelta = err.retry_after
+    return value.total_seconds() if isinstance(value, dtm.timedelta) else float(value)
+
+
+def _gone(err: TelegramError) -> bool:
+    text = str(err).lower()
+    return isinstance(err, Forbidden) or "chat not found" in text or "not enough rights" in text \
+        or "have no rights" in text
+
+
+async def call(fn: Callable[[], Awaitable[T]], attempts: int = 8) -> T:
+    """Run one Bot API call, waiting out 429s (never dropping the message)."""
+    for attempt in range(attempts):
+        try:
+            return await fn()
+        except RetryAfter as err:
+            if attempt == attempts - 1:
+                raise
+            await asyncio.sleep(retry_after_s(err) + 0.1)
+        except TelegramError as err:
+            if _gone(err):
+                raise ChatGone(type(err).__name__) from None
+            raise
+    raise AssertionError("unreachable")
+
+
+# --------------------------------------------------------------------------- text of views
+
+
+def text_html(view: Text, mention: tuple[str, str] | None = None) -> str:
+    body = shorten_keep_lines(view.text, TEXT_MAX - len(view.title) - 60)
+    out = ""
+    if mention is not None:
+        uid, name = mention
+        out += f'<a href="tg://user?id={int(uid)}">{esc(shorten(name or "you", 40))}</a> '
+    if view.error:
+        out += "⚠️ "
+    if view.title:
+        out += f"<b>{esc(view.title)}</b>\n"
+    return out + esc(body)
+
+
+def shorten_keep_lines(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def status_html(view: StatusView) -> str:
+    lines = [esc(x) for x in status_lines(view)]
+    return f"<b>{esc(shorten(view.title, 200))}</b>\n" + "\n".join(lines)
+
+
+def script_html(view: ScriptView) -> str:
+    head = f"📜 <b>{esc(shorten(view.title, 200))}</b>"
+    if view.logline:
+        head += f"\n<i>{esc(shorten(view.logline, 400))}</i>"
+    budget = TEXT_MAX - 700
+    parts: list[str] = []
+    if view.characters:
+        per = max(60, budget // 3 // max(1, len(view.characters)))
+        parts.append("<b>Cast</b>\n" + "\n".join(f"• {esc(shorten(c, per))}"
+                                                 for c in view.characters))
+    per = max(60, (budget * 2 // 3) // max(1, len(view.scenes)))
+    parts.append("<b>Scenes</b>\n" + "\n".join(f"{n}. {esc(shorten(s, per))}"
+                                               for n, s in enumerate(view.scenes, 1)))
+    return head + "\n\n" + "\n\n".join(parts)
+
+
+def scene_html(view: SceneView) -> str:
+    out = f"🖼 <b>Scene {view.scene + 1} of {view.scenes}</b>\n{esc(shorten(view.narration, 3000))}"
+    if view.picked:
+        out += f"\n\n✓ Frame {view.picked} picked."
+    else:
+        out += f"\n\nPick a frame (1–{view.count}), draw new ones, or edit the scene."
+    return out
+
+
+def approve_html(view: ApproveView) -> str:
+    if view.state == "approved":
+        return "✅ <b>Approved</b> — the video is on its way."
+    if view.state == "ready":
+        return "🎬 Every scene has a frame. Press <b>✅ Make the video</b> when you are ready."
+    return (f"🎬 {view.picked} of {view.scenes} scenes picked. Pick a frame for every scene to "
+            "make the video.")
+
+
+def view_html(view: AnyView) -> str:
+    match view:
+        case Text():
+            return text_html(view)
+        case StatusView():
+            return status_html(view)
+        case ScriptView():
+            return script_html(view)
+        case SceneView():
+            return scene_html(view)
+        case ApproveView():
+            return approve_html(view)
+    raise TypeError(f"no text form for {type(view).__name__}")
+
+
+def video_caption(view: VideoView) -> str:
+    title = f"🎬 <b>{esc(shorten(view.title, 200))}</b>"
+    room = CAPTION_MAX - len(shorten(view.title, 200)) - 10
+    return title + (f"\n{esc(shorten(view.caption, room))}" if view.caption else "")
+
+
+# --------------------------------------------------------------------------- the renderer
+
+
+class TelegramRenderer:
+    """Implements :class:`bots.core.delivery.Renderer` with a python-telegram-bot ``Bot``."""
+
+    def __init__(self, bot: Bot, upload_limit_bytes: int = 50_000_000) -> None:
+        self.bot = bot
+        self.upload_limit = upload_limit_bytes
+
+    @staticmethod
+    def _where(chat: ChatRef) -> dict[str, Any]:
+        out: dict[str, Any] = {"chat_id": int(chat.chat_id)}
+        if chat.thread_id:
+            out["message_thread_id"] = int(chat.thread_id)
+        return out
+
+    async def _text(self, chat: ChatRef, text: str, rows: Keyboard, *,
+                    reply_to: int | None = None, force_reply: bool = False,
+                    selective: bool = False) -> Message:
+        rm: Any = markup(rows)
+        if force_reply:
+            rm = ForceReply(selective=selective, input_field_placeholder="New scene text")
+        kw = self._where(chat)
+        if reply_to is not None:
+            kw["reply_to_message_id"] = reply_to
+            kw["allow_sending_without_reply"] = True
+        return await call(lambda: self.bot.send_message(
+            text=text, parse_mode=ParseMode.HTML, reply_markup=rm,
+            disable_web_page_preview=True, **kw))
+
+    async def reply(self, chat: ChatRef, view: AnyView, *, reply_to: int | None = None,
+                    mention: tuple[str, str] | None = None) -> list[str]:
+        """A plain reply to a person (not a recorded story message)."""
+        if isinstance(view, Text):
+            msg = await self._text(chat, text_html(view, mention if chat.is_group else None),
+                                   view.buttons, reply_to=reply_to, force_reply=view.ask_reply,
+                                   selective=chat.is_group)
+            return [str(msg.message_id)]
+        return await self.send(chat, view)
+
+    async def send(self, chat: ChatRef, view: AnyView) -> list[str]:
+        if isinstance(view, AlbumView):
+            return await self._album(chat, view)
+        if isinstance(view, VideoView):
+            return await self._video(chat, view)
+        if isinstance(view, Text) and view.ask_reply:
+            return await self.reply(chat, view)
+        msg = await self._text(chat, view_html(view), view.buttons)
+        return [str(msg.message_id)]
+
+    async def edit(self, chat: ChatRef, view: AnyView, refs: list[str]) -> bool:
+        try:
+            if isinstance(view, AlbumView):
+                return True  # an album's slot names its generation: its frames never change
+            if isinstance(view, VideoView):
+                await call(lambda: self.bot.edit_message_reply_markup(
+                    chat_id=int(chat.chat_id), message_id=int(refs[-1]),
+                    reply_markup=markup(view.buttons)))
+                return True
+            await call(lambda: self.bot.edit_message_text(
+                chat_id=int(chat.chat_id), message_id=int(refs[0]), text=view_html(view),
+                parse_mode=ParseMode.HTML, reply_markup=markup(view.buttons),
+                disable_web_page_preview=True))
+            return True
+        except BadRequest as err:
+            text = str(err).lower()
+            if "not modified" in text:
+                return True
+            if "not found" in text or "can't be edited" in text:
+                return False
+            raise
+
+    async def edit_source(self, chat: ChatRef, message_id: int, view: Text) -> None:
+        """Replace the text and buttons of the message whose button was pressed."""
+        try:
+            await call(lambda: self.bot.edit_message_text(
+                chat_id=int(chat.chat_id), message_id=message_id, text=text_html(view),
+                parse_mode=ParseMode.HTML, reply_markup=markup(view.buttons)))
+        except BadRequest as err:
+            if "not modified" not in str(err).lower():
+                raise
+
+    async def retire(self, chat: ChatRef, refs: list[str]) -> None:
+        for ref in refs:
+            try:
+                await call(lambda r=ref: self.bot.edit_message_reply_markup(  # type: ignore[misc]
+                    chat_id=int(chat.chat_id), message_id=int(r), reply_markup=None))
+            except BadRequest:
+                continue  # already without buttons, or deleted
+
+    async def _album(self, chat: ChatRef, view: AlbumView) -> list[str]:
+        blobs = [await asyncio.to_thread(Path(p).read_bytes) for p in view.images]
+        where = self._where(chat)
+        head = f"Scene {view.scene + 1} of {view.scenes}"
+        if len(blobs) == 1:
+            msg = await call(lambda: self.bot.send_photo(
+                photo=blobs[0], filename="frame-1.png", caption=esc(f"{head} · frame 1"),
+                parse_mode=ParseMode.HTML, **where))
+            return [str(msg.message_id)]
+        refs: list[str] = []
+        for start in range(0, len(blobs), ALBUM_MAX):
+            chunk = blobs[start : start + ALBUM_MAX]
+            if len(chunk) < ALBUM_MIN:  # a lone leftover goes as a photo
+                n = start + 1
+                msg = await call(lambda c=chunk, n=n: self.bot.send_photo(  # type: ignore[misc]
+                    photo=c[0], filename=f"frame-{n}.png", caption=esc(f"{head} · frame {n}"),
+                    parse_mode=ParseMode.HTML, **where))
+                refs.append(str(msg.message_id))
+                continue
+            media = [
+                InputMediaPhoto(blob, filename=f"frame-{start + i + 1}.png",
+                                caption=esc(f"{head} · frame {start + i + 1}"),
+                                parse_mode=ParseMode.HTML)
+                for i, blob in enumerate(chunk)
+            ]
+            msgs = await call(lambda m=media: self.bot.send_media_group(  # type: ignore[misc]
+                media=m, **where))
+            refs += [str(m.message_id) for m in msgs]
+        return refs
+
+    async def _video(self, chat: ChatRef, view: VideoView) -> list[str]:
+        where = self._where(chat)
+        size = view.size or (await asyncio.to_thread(Path(view.video).stat)).st_size
+        refs: list[str] = []
+        if size > self.upload_limit:
+            mb = size / 1_000_000
+            msg = await self._text(chat, esc(
+                f"The video is {mb:.0f} MB, over this bot's {self.upload_limit / 1e6:.0f} MB "
+                "upload limit; the storyboard follows."), [])
+            refs.append(str(msg.message_id))
+        else:
+            data = await asyncio.to_thread(Path(view.video).read_bytes)
+            vmsg = await call(lambda: self.bot.send_video(
+                video=data, filename="story.mp4", caption=video_caption(view),
+                parse_mode=ParseMode.HTML, supports_streaming=True,
+                duration=max(1, round(view.duration_s)), width=view.width, height=view.height,
+                read_timeout=120, write_timeout=120, **where))
+            refs.append(str(vmsg.message_id))
+        sheet = await asyncio.to_thread(Path(view.sheet).read_bytes)
+        caption = esc(f"Storyboard of “{shorten(view.title, 200)}”. Redo a scene's clip (🎬), "
+                      "change the voice or remix the story:")
+        smsg = await call(lambda: self.bot.send_photo(
+            photo=sheet, filename="storyboard.png", caption=caption, parse_mode=ParseMode.HTML,
+            reply_markup=markup(view.buttons), **where))
+        refs.append(str(smsg.message_id))
+        return refs

@@ -1,0 +1,86 @@
+"""The neutral conversation core: tokens, permissions, progress and timing, without a platform."""
+
+from __future__ import annotations
+
+import pytest
+
+from bots.core import intents as it
+from bots.core import permissions as perm
+from bots.core.core import Conversation, eta_seconds, eta_text, progress_bar, status_due
+from bots.core.tokens import Action, BadToken, TokenSigner, load_secret
+from pipeline.models import ChatRef, Platform, UserRef
+from pipeline.runtime import Runtime
+from tests.factories import story as make_story
+
+SIGNER = TokenSigner(b"k" * 32)
+OWNER = UserRef(platform=Platform.telegram, user_id="1", display_name="Ann")
+OTHER = UserRef(platform=Platform.telegram, user_id="2")
+DM = ChatRef(platform=Platform.telegram, chat_id="1")
+GROUP = ChatRef(platform=Platform.telegram, chat_id="-100", is_group=True)
+
+
+def test_tokens_roundtrip_fit_and_resist_tampering() -> None:
+    biggest = Action("p", "abcdefghij", (11, 4, 35 * 36 * 36))
+    token = SIGNER.sign(GROUP.key, biggest)
+    assert len(token.encode()) <= 64
+    assert SIGNER.verify(GROUP.key, token) == biggest
+    with pytest.raises(BadToken):
+        SIGNER.verify(DM.key, token)  # replayed in another chat
+    with pytest.raises(BadToken):
+        SIGNER.verify(GROUP.key, token.replace("abcdefghij", "abcdefghik"))
+    with pytest.raises(BadToken):
+        SIGNER.verify(GROUP.key, token[:-1] + ("A" if token[-1] != "A" else "B"))
+    with pytest.raises(BadToken):
+        TokenSigner(b"x" * 32).verify(GROUP.key, token)
+    for junk in ("", "p", "....", "p.abc", "é" * 10, "p.a.b.c.d.e.f.g" * 10):
+        with pytest.raises(BadToken):
+            SIGNER.verify(GROUP.key, junk)
+
+
+async def test_secret_is_made_once_and_shared(rt: Runtime) -> None:
+    a = await load_secret(rt.redis)
+    b = await load_secret(rt.redis)
+    assert a == b and len(a) == 32
+    assert await load_secret(rt.redis, "configured") != a
+
+
+def test_permissions() -> None:
+    dm_story = make_story()
+    dm_story = dm_story.model_copy(update={"owner": OWNER, "chat": DM})
+    assert perm.on_story(dm_story, OWNER, DM, False) == perm.Decision.allow
+    assert perm.on_story(dm_story, OTHER, DM, True) == perm.Decision.deny
+    g = dm_story.model_copy(update={"chat": GROUP})
+    assert perm.on_story(g, OWNER, GROUP, False) == perm.Decision.allow
+    assert perm.on_story(g, OTHER, GROUP, True) == perm.Decision.allow
+    assert perm.on_story(g, OTHER, GROUP, False) == perm.Decision.vote
+    assert perm.on_story(g, OWNER, DM, False) == perm.Decision.deny  # from another chat
+    assert perm.on_settings(OTHER, GROUP, False) == perm.Decision.deny
+    assert perm.on_settings(OTHER, DM, False) == perm.Decision.allow
+    assert not perm.needs_admin(g, OWNER, GROUP) and perm.needs_admin(g, OTHER, GROUP)
+
+
+def test_progress_eta_and_throttle() -> None:
+    assert progress_bar(0) == "░" * 10 and progress_bar(0.5) == "█████░░░░░"
+    assert progress_bar(2) == "█" * 10
+    # halfway through animating 6 scenes in 12 s: 12 s more, then voice and assembly
+    assert eta_seconds("animate", 3, 6, 12.0, 6) == 12.0 + 1.5 * 6 + 12.0
+    assert eta_seconds("assemble", 0, 0, 0.0, 6) == 12.0
+    assert eta_seconds("unknown", 0, 0, 0, 6) is None
+    assert eta_text(5) == "a few seconds left" and eta_text(42) == "about 40 s left"
+    assert eta_text(300) == "about 5 min left"
+    assert status_due(None, 10.0, 6.0) and not status_due(8.0, 10.0, 6.0)
+    assert status_due(4.0, 10.0, 6.0)
+
+
+async def test_conversation_tokens_map_to_intents(rt: Runtime) -> None:
+    conv = Conversation(rt, Platform.telegram, b"s" * 32)
+    b = conv.button(GROUP, "2", "p", "abcdefghij", 1, 2, 0)
+    assert conv.intent_of(GROUP, b.token) == it.PickFrame(story_id="abcdefghij", scene=1,
+                                                          choice=2, generation=0)
+    b = conv.button(GROUP, "x", "o", "", 0, 1)
+    assert conv.intent_of(GROUP, b.token) == it.ChangeSettings(key="aspect", value="16:9")
+    bad = conv.button(GROUP, "x", "o", "", 0, 99)
+    with pytest.raises(BadToken):
+        conv.intent_of(GROUP, bad.token)
+    views = await conv.press(bad.token, OWNER, GROUP)
+    assert views[0].toast and views[0].error  # type: ignore[union-attr]
