@@ -237,7 +237,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from pipeline.settings import get_settings
 
         settings = get_settings()
-        setup_logging(settings.log_level)
+        quiet = args.command in ("make", "regen") and settings.log_level == "INFO"
+        setup_logging("WARNING" if quiet else settings.log_level)
         return int(args.func(args))
     except SettingsError as err:
         print(f"storyloom: {err}", file=sys.stderr)

@@ -91,7 +91,8 @@ class Session:
             )
         self.current = step
         self.step_started[step] = now
-        self.say(f"» {STEP_LABELS.get(step, step)}")
+        if step in STEP_LABELS:
+            self.say(f"» {STEP_LABELS[step]}")
 
     def render(self, ev: StoryEvent) -> None:
         self._mark_step(ev.step)
