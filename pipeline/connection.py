@@ -22,7 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from pipeline.errors import RedisUnavailable
 from pipeline.settings import Settings, redact_url
@@ -117,6 +121,14 @@ def stop_embedded(data_dir: Path) -> None:
     with contextlib.suppress(OSError, ValueError):
         if json.loads(record.read_text()).get("owner_pid") == os.getpid():
             record.unlink()
+
+
+RETRY_ON: list[type[Exception]] = [RedisConnectionError, RedisTimeoutError]
+
+
+def riding_out_restarts() -> Retry:
+    """Retry a command while Redis restarts: backoff from 0.2 s to 5 s, about two minutes."""
+    return Retry(ExponentialBackoff(cap=5.0, base=0.2), retries=30)
 
 
 def resolve_target(settings: Settings) -> RedisTarget:

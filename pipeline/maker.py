@@ -23,10 +23,9 @@ from pipeline.errors import StoryloomError
 from pipeline.events import EventKind, StoryEvent
 from pipeline.models import ChatRef, Platform, Status, Story, UserRef
 from pipeline.prompts import slug
-from pipeline.queue import build_worker
 from pipeline.runtime import Runtime
 from pipeline.settings import get_settings
-from pipeline.steps import STEP_FUNCTIONS, on_failure
+from pipeline.worker import BackgroundWorker
 
 STEP_LABELS = {
     "script": "writing the script",
@@ -55,8 +54,7 @@ class Session:
         self.step_started: dict[str, float] = {}
         self.step_times: dict[str, float] = {}
         self.current = ""
-        self.worker: Any = None
-        self.worker_task: asyncio.Task[None] | None = None
+        self.worker: BackgroundWorker | None = None
 
     def say(self, text: str) -> None:
         print(text, file=self.out, flush=True)
@@ -64,22 +62,15 @@ class Session:
     async def open(self) -> None:
         await self.rt.outbox.ensure_group(Platform.cli, self.group, start="$")
         if not await worker_alive(self.rt):
-            self.worker = build_worker(
-                self.rt.settings, STEP_FUNCTIONS, on_failure, runtime=self.rt,
-                handle_signals=False,
-            )
-            self.worker_task = asyncio.create_task(self.worker.async_run())
+            self.worker = BackgroundWorker(self.rt.settings, self.rt)
+            self.worker.start()
             self.say("(no worker running: working in this process)")
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):
             await self.rt.redis.xgroup_destroy(f"sl:events:{Platform.cli.value}", self.group)
         if self.worker is not None:
-            await self.worker.close()
-        if self.worker_task is not None:
-            self.worker_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self.worker_task
+            await self.worker.stop()
 
     def _mark_step(self, step: str) -> None:
         if not step or step == self.current:
@@ -105,9 +96,8 @@ class Session:
     async def follow(self, story_id: str, pick: str) -> Story:
         """Render events until the story is done, failed or cancelled; return it."""
         while True:
-            if self.worker_task is not None and self.worker_task.done():
-                exc = self.worker_task.exception()
-                raise StoryloomError(f"the in-process worker stopped: {exc}")
+            if self.worker is not None and not self.worker.running:
+                raise StoryloomError(f"the in-process worker stopped: {self.worker.failed}")
             events = await self.rt.outbox.read(Platform.cli, self.group, "make", block_ms=500)
             for entry_id, ev in events:
                 await self.rt.outbox.ack(Platform.cli, self.group, entry_id)

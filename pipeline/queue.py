@@ -28,6 +28,7 @@ from arq.jobs import Job, JobStatus
 from arq.worker import Function, Worker, func
 from redis.exceptions import RedisError
 
+from pipeline.connection import RETRY_ON, resolve_target, riding_out_restarts
 from pipeline.runtime import Runtime
 from pipeline.settings import Settings
 
@@ -208,9 +209,13 @@ def build_worker(
                 await rt.close()
 
     url = (runtime.target.url if runtime else None) or _target_url(settings)
+    redis_settings = RedisSettings.from_dsn(url)
+    redis_settings.retry = riding_out_restarts()
+    redis_settings.retry_on_error = RETRY_ON
+    redis_settings.conn_retries = 30
     return Worker(
         functions=[_wrap(name, fn, on_failure, settings) for name, fn in steps.items()],
-        redis_settings=RedisSettings.from_dsn(url),
+        redis_settings=redis_settings,
         on_startup=startup,
         on_shutdown=shutdown,
         max_jobs=settings.worker_concurrency,
@@ -225,6 +230,4 @@ def build_worker(
 
 
 def _target_url(settings: Settings) -> str:
-    from pipeline.connection import resolve_target
-
     return resolve_target(settings).url

@@ -8,7 +8,13 @@ from typing import TYPE_CHECKING
 
 from arq.connections import ArqRedis
 
-from pipeline.connection import RedisTarget, connect, resolve_target
+from pipeline.connection import (
+    RETRY_ON,
+    RedisTarget,
+    connect,
+    resolve_target,
+    riding_out_restarts,
+)
 from pipeline.events import Outbox
 from pipeline.media import MediaStore, open_media_store
 from pipeline.settings import Settings
@@ -35,7 +41,11 @@ class Runtime:
         probe = await connect(settings, target)  # raises RedisUnavailable with a clear message
         await probe.aclose()
         redis = ArqRedis.from_url(
-            target.url, socket_connect_timeout=5, health_check_interval=30
+            target.url,
+            socket_connect_timeout=5,
+            health_check_interval=30,
+            retry=riding_out_restarts(),
+            retry_on_error=RETRY_ON,
         )
         return cls(
             settings=settings,

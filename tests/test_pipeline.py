@@ -198,3 +198,25 @@ async def test_unicode_ideas_make_videos(rt: Runtime, tmp_path: Path) -> None:
         options = api.default_options(scenes=3, candidates=1, pick="auto", music=False)
         story = await finished(rt, await api.start_story(idea, ALICE, ROOM, options))
         assert story.status == Status.done, (idea, story.error)
+
+
+async def test_a_damaged_story_is_marked_failed_and_the_worker_serves_the_others(
+    rt: Runtime,
+) -> None:
+    from pipeline.errors import CorruptStory
+    from pipeline.store import story_key
+
+    api = StoryAPI(rt)
+    options = api.default_options(scenes=3, candidates=1, pick="auto", music=False)
+    broken = await api.start_story("A snail races a falling leaf", ALICE, ROOM, options)
+    good = await api.start_story("A kite escapes into a thunderstorm", ALICE, ROOM, options)
+    damaged = b'{"id": "%s", "scenes": 7}' % broken.id.encode()
+    await rt.redis.hset(story_key(broken.id), "doc", damaged)
+
+    done = await finished(rt, good)
+    assert done.status == Status.done, done.error
+    with pytest.raises(CorruptStory) as info:
+        await rt.store.get(broken.id)
+    assert "idea" in info.value.reason or "scenes" in info.value.reason
+    counts = await rt.store.count_by_status()
+    assert counts["failed"] == 1 and counts["done"] == 1

@@ -184,20 +184,18 @@ class ConsoleChat:
 
     async def open(self) -> None:
         from pipeline.maker import worker_alive
-        from pipeline.queue import build_worker
-        from pipeline.steps import STEP_FUNCTIONS, on_failure
+        from pipeline.worker import BackgroundWorker
 
         await self.rt.outbox.ensure_group(Platform.console, self.group, start="$")
         self._tasks.append(asyncio.create_task(self.pump.run()))
         if not await worker_alive(self.rt):
-            self.worker = build_worker(self.rt.settings, STEP_FUNCTIONS, on_failure,
-                                       runtime=self.rt, handle_signals=False)
-            self._tasks.append(asyncio.create_task(self.worker.async_run()))
+            self.worker = BackgroundWorker(self.rt.settings, self.rt)
+            self.worker.start()
             self.renderer.say("(no worker running: working in this process)")
 
     async def close(self) -> None:
         if self.worker is not None:
-            await self.worker.close()
+            await self.worker.stop()
         for task in self._tasks:
             await stop_task(task)
         with contextlib.suppress(Exception):

@@ -471,19 +471,16 @@ async def run(settings: Settings, *, with_worker: bool | None = None,
               stop: asyncio.Event | None = None) -> None:
     """Run the bot until ``stop`` is set (or forever); optionally with an in-process worker."""
     from pipeline.maker import worker_alive
-    from pipeline.queue import build_worker
-    from pipeline.steps import STEP_FUNCTIONS, on_failure
+    from pipeline.worker import BackgroundWorker
 
     rt = await Runtime.open(settings)
-    worker: Any = None
-    worker_task: asyncio.Task[None] | None = None
+    worker: BackgroundWorker | None = None
     bot = await build_bot(rt, settings)
     try:
         want = settings.bot_worker if with_worker is None else with_worker
         if want and not await worker_alive(rt):
-            worker = build_worker(settings, STEP_FUNCTIONS, on_failure, runtime=rt,
-                                  handle_signals=False)
-            worker_task = asyncio.create_task(worker.async_run())
+            worker = BackgroundWorker(settings, rt)
+            worker.start()
         await bot.start(webhook_url=settings.telegram_webhook_url,
                         webhook_secret=settings.telegram_webhook_secret.get_secret_value(),
                         webhook_listen=settings.telegram_webhook_listen)
@@ -500,6 +497,5 @@ async def run(settings: Settings, *, with_worker: bool | None = None,
     finally:
         await bot.stop()
         if worker is not None:
-            await worker.close()
-        await stop_task(worker_task)
+            await worker.stop()
         await rt.close()

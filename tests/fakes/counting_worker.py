@@ -12,10 +12,9 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from pipeline.queue import build_worker
 from pipeline.runtime import Runtime
 from pipeline.settings import load_settings
-from pipeline.steps import STEP_FUNCTIONS, on_failure
+from pipeline.worker import BackgroundWorker
 from providers.registry import Chain, Providers, build_providers
 from tests.fakes.recording import METHODS
 
@@ -52,8 +51,7 @@ async def main(url: str, data_dir: str, delay: float) -> None:
 
     rt.providers = Providers(script=wrap("script"), image=wrap("image"), video=wrap("video"),
                              speech=wrap("speech"), music=wrap("music"))
-    worker = build_worker(settings, STEP_FUNCTIONS, on_failure, runtime=rt)
-    await worker.async_run()
+    await BackgroundWorker(settings, rt, handle_signals=True).run()
 
 
 if __name__ == "__main__":
