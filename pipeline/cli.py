@@ -137,6 +137,12 @@ def cmd_providers(args: argparse.Namespace) -> int:
     return 0 if all(r.ok for r in results) else 1
 
 
+def cmd_retry(args: argparse.Namespace) -> int:
+    from pipeline.maker import retry_story
+
+    return asyncio.run(retry_story(args))
+
+
 def cmd_regen(args: argparse.Namespace) -> int:
     from pipeline.maker import regen_story
 
@@ -211,6 +217,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", type=Path, help="where to write the new MP4")
     r.set_defaults(func=cmd_regen, what="frame")
 
+    rt = sub.add_parser("retry", help="resume a failed story at the step that failed")
+    rt.add_argument("story_id")
+    rt.add_argument("--out", type=Path, help="where to write the MP4")
+    rt.set_defaults(func=cmd_retry)
+
     w = sub.add_parser("worker", help="run a pipeline worker (arq)")
     w.add_argument("--burst", action="store_true", help="exit when the queue is empty")
     w.add_argument("--check", action="store_true", help="exit 0 if a worker reported recently")
@@ -253,7 +264,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from pipeline.settings import get_settings
 
         settings = get_settings()
-        quiet = args.command in ("make", "regen") and settings.log_level == "INFO"
+        quiet = args.command in ("make", "regen", "retry") and settings.log_level == "INFO"
         setup_logging("WARNING" if quiet else settings.log_level)
         return int(args.func(args))
     except SettingsError as err:

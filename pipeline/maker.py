@@ -46,8 +46,10 @@ async def worker_alive(rt: Runtime) -> bool:
 class Session:
     """Follows one story's events on the CLI stream, printing progress and timing each step."""
 
-    def __init__(self, rt: Runtime, api: StoryAPI, out: TextIO = sys.stdout) -> None:
+    def __init__(self, rt: Runtime, api: StoryAPI, out: TextIO = sys.stdout,
+                 out_dir: Path = Path("storyloom-out")) -> None:
         self.rt = rt
+        self.out_dir = out_dir
         self.api = api
         self.out = out
         self.group = f"cli-{uuid.uuid4().hex[:10]}"
@@ -113,13 +115,22 @@ class Session:
                     return await self.api.get(story_id)
 
     async def ask(self, story: Story) -> None:
-        """Show each scene's candidates and ask for a pick in the terminal."""
+        """Show each scene's candidates (files and a numbered sheet) and ask for a pick."""
+        from pipeline.assemble import contact_sheet
+
         self.say(f"\nStoryboard of “{story.title}”: pick a frame per scene.")
+        sheets = self.out_dir / f"{story.id}-candidates"
+        sheets.mkdir(parents=True, exist_ok=True)
         for scene in story.scenes:
             self.say(f"\nScene {scene.index + 1}: {scene.narration}")
-            for n, cand in enumerate(scene.candidates, 1):
-                path = await self.rt.media.path(cand.media)
+            paths = [await self.rt.media.path(c.media) for c in scene.candidates]
+            for n, path in enumerate(paths, 1):
                 self.say(f"  [{n}] {path}")
+            sheet = await asyncio.to_thread(
+                contact_sheet, paths, [f"frame {n}" for n in range(1, len(paths) + 1)],
+                f"Scene {scene.index + 1}", sheets / f"scene-{scene.index + 1}.png",
+            )
+            self.say(f"  side by side: {sheet}")
             answer = await _prompt(
                 f"  pick 1-{len(scene.candidates)}, r = draw new ones [1]: "
             )
@@ -181,6 +192,8 @@ async def make_story(args: argparse.Namespace) -> int:
     started = time.monotonic()
     try:
         options = _options_from(api, args)
+        if args.out is not None:
+            session.out_dir = args.out.parent
         owner = UserRef(platform=Platform.cli, user_id=getpass.getuser())
         chat = ChatRef(platform=Platform.cli, chat_id=socket.gethostname())
         await session.open()
@@ -199,7 +212,7 @@ async def _finish(rt: Runtime, session: Session, story: Story, out: Path | None,
     if story.status != Status.done:
         session.say(f"✗ story {story.id} {story.status.value}: {story.error or ''}".rstrip(": "))
         if story.status == Status.failed:
-            session.say(f"  retry it with: storyloom status {story.id}")
+            session.say(f"  resume it with: storyloom retry {story.id}")
         return 1
     video, sheet = await _deliver(rt, story, out)
     session.say(f"\n✓ “{story.title}” ({story.video.duration_s:.1f} s) in "
@@ -209,6 +222,22 @@ async def _finish(rt: Runtime, session: Session, story: Story, out: Path | None,
     session.say(f"storyboard:  {sheet}")
     session.say(f"story id:    {story.id} (storyloom regen {story.id} --scene 2 --clip)")
     return 0
+
+
+async def retry_story(args: argparse.Namespace) -> int:
+    rt = await Runtime.open(get_settings())
+    api = StoryAPI(rt)
+    session = Session(rt, api)
+    started = time.monotonic()
+    try:
+        await session.open()
+        story = await api.retry(args.story_id)
+        session.say(f"story {story.id}: resuming at {story.status.value}")
+        story = await session.follow(story.id, story.options.pick)
+        return await _finish(rt, session, story, args.out, started)
+    finally:
+        await session.close()
+        await rt.close()
 
 
 async def regen_story(args: argparse.Namespace) -> int:

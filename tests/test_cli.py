@@ -1,0 +1,91 @@
+"""The storyloom command as a person runs it: a subprocess, stdin for answers, files out."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline.runtime import Runtime
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(rt: Runtime, *args: str, stdin: str = "", cwd: Path | None = None,
+         timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STORYLOOM_")}
+    env |= {"STORYLOOM_REDIS_URL": rt.target.url, "STORYLOOM_DATA_DIR": str(rt.settings.data_dir),
+            "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], input=stdin,
+                          capture_output=True, text=True, env=env, cwd=cwd or ROOT,
+                          timeout=timeout)
+
+
+def test_help_lists_the_commands(rt: Runtime) -> None:
+    done = _run(rt, "--help")
+    assert done.returncode == 0
+    for command in ("make", "regen", "retry", "worker", "status", "version", "providers"):
+        assert command in done.stdout
+
+
+@pytest.mark.slow
+async def test_make_with_pick_ask_writes_the_video_and_sheet(rt: Runtime, tmp_path: Path) -> None:
+    from pipeline.assemble import plan_timeline, probe
+
+    out = tmp_path / "films" / "whale.mp4"
+    done = _run(rt, "make", "A lighthouse keeper befriends a stranded whale", "--scenes", "3",
+                "--pick", "ask", "--out", str(out), stdin="2\n\n1\n", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    text = done.stdout
+    for label in ("writing the script", "drawing the storyboard", "animating",
+                  "recording the narration", "assembling the video"):
+        assert label in text
+    assert "pick 1-3" in text and "side by side:" in text
+    assert f"video:       {out}" in text and f"storyboard:  {out.with_suffix('.png')}" in text
+    assert out.is_file() and out.with_suffix(".png").is_file()
+
+    story_id = re.search(r"story id:\s+(\w+)", text).group(1)  # type: ignore[union-attr]
+    story = await rt.store.get(story_id)
+    assert [s.picked for s in story.scenes] == [
+        story.scenes[0].candidates[1].id, story.scenes[1].candidates[0].id,
+        story.scenes[2].candidates[0].id,
+    ]
+    info = probe(out)
+    assert (info.video_codec, info.width, info.height, info.pix_fmt) == ("h264", 720, 1280,
+                                                                         "yuv420p")
+    assert info.audio_codec == "aac" and info.sample_rate >= 44100
+    narration = [s.voice.duration_s for s in story.scenes if s.voice]
+    slots = plan_timeline(narration, 0.5, fps=24)
+    assert abs(info.duration_s - (slots[-1].start + slots[-1].length)) < 0.5
+
+    status = _run(rt, "status", story_id)
+    assert status.returncode == 0 and "done" in status.stdout
+    assert "cost:    $0.0000" in status.stdout
+
+
+@pytest.mark.parametrize("idea", ["", "   ", "\x01\x02", "y" * 2500])
+def test_bad_idea_is_a_clear_message_and_nothing_is_made(rt: Runtime, idea: str,
+                                                         tmp_path: Path) -> None:
+    done = _run(rt, "make", idea, cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.startswith("storyloom: the idea ")
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "storyloom-out").exists()
+
+
+def test_unknown_story_and_bad_setting(rt: Runtime) -> None:
+    missing = _run(rt, "status", "nosuchstory")
+    assert missing.returncode == 1 and "no story with id 'nosuchstory'" in missing.stderr
+    env_bad = _run(rt, "regen", "nosuchstory", "--scene", "1", "--clip")
+    assert env_bad.returncode == 1 and "Traceback" not in env_bad.stderr
+
+
+def test_a_bad_setting_stops_start_up_naming_it(rt: Runtime, tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("STORYLOOM_DEFAULT_SCENES=99\n")
+    done = _run(rt, "status", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "STORYLOOM_DEFAULT_SCENES" in done.stderr and "Traceback" not in done.stderr
