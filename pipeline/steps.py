@@ -11,6 +11,7 @@ regeneration redoes one scene and reuses everything else.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import tempfile
 from collections.abc import Awaitable, Callable
@@ -157,6 +158,43 @@ def _check_budget(rt: Runtime, story: Story, step: str) -> None:
     check_budget(story, step, rt.providers, PriceTable(rt.settings.price_overrides))
 
 
+Apply = Callable[[Story], None]
+
+
+async def _each_scene(
+    rt: Runtime,
+    story_id: str,
+    step: str,
+    status: Status,
+    scenes: list[Scene],
+    work: Callable[[Scene], Awaitable[Apply]],
+    *,
+    done_word: str,
+    kind: EventKind = EventKind.progress,
+    concurrency: int | None = None,
+) -> None:
+    """Run ``work`` for each scene concurrently (bounded); apply each result to the story by
+    compare-and-set as soon as it is ready, and tell the chat "scene k of n"."""
+    limit = asyncio.Semaphore(max(1, concurrency or rt.settings.provider_concurrency))
+    total, done = len(scenes), 0
+
+    async def one(scene: Scene) -> None:
+        nonlocal done
+        async with limit:
+            apply = await work(scene)
+
+        def put(s: Story) -> None:
+            _expect(status)(s)
+            apply(s)
+
+        updated = await rt.store.update(story_id, put)
+        done += 1
+        await _emit(rt, updated, kind, step=step, scene=scene.index, current=done, total=total,
+                    message=f"scene {scene.index + 1} {done_word}")
+
+    await asyncio.gather(*(one(sc) for sc in scenes))
+
+
 # --------------------------------------------------------------------------- script
 
 
@@ -290,8 +328,6 @@ async def _frame_request(rt: Runtime, story: Story, scene: Scene) -> ImageReques
 
 def _request_fingerprint(request: ImageRequest) -> str:
     """The request as a cache key part: reference images by hash, not by bytes."""
-    import hashlib
-
     data = request.model_dump(mode="json", exclude={"characters"})
     refs = [
         (c.name, c.description, hashlib.sha256(c.reference.data).hexdigest() if c.reference else "")
@@ -303,26 +339,20 @@ def _request_fingerprint(request: ImageRequest) -> str:
 async def step_storyboard(rt: Runtime, story_id: str, kw: dict[str, Any]) -> None:
     story = await _load(rt, story_id, Status.storyboarding)
     _check_budget(rt, story, "storyboard")
-    todo = [s for s in story.scenes if not s.candidates]
-    total = len(todo)
-    done = 0
-    limit = asyncio.Semaphore(max(1, rt.settings.provider_concurrency))
 
-    async def draw(scene: Scene) -> None:
-        nonlocal done
-        async with limit:
-            request = await _frame_request(rt, story, scene)
-            key = input_key("frame", _request_fingerprint(request), _chain_spec(rt, "image"))
+    async def draw(scene: Scene) -> Apply:
+        request = await _frame_request(rt, story, scene)
+        key = input_key("frame", _request_fingerprint(request), _chain_spec(rt, "image"))
 
-            async def call() -> tuple[list[Media], Usage, Any]:
-                result = await retry_refused(
-                    lambda r: rt.providers.image.run(lambda p: p.generate(r)), request,
-                    label=f"Scene {scene.index + 1}",
-                )
-                return result.images, result.usage, result.seeds
+        async def call() -> tuple[list[Media], Usage, Any]:
+            result = await retry_refused(
+                lambda r: rt.providers.image.run(lambda p: p.generate(r)), request,
+                label=f"Scene {scene.index + 1}",
+            )
+            return result.images, result.usage, result.seeds
 
-            refs, usage, seeds = await _cached_call(rt, key, call)
-        seeds = list(seeds or [request.seed + i for i in range(len(refs))])
+        refs, usage, seeds = await _cached_call(rt, key, call)
+        seeds = list(seeds or [])
         candidates = [
             FrameCandidate(
                 id=f"{scene.index + 1}{chr(97 + scene.generation % 26)}{i + 1}",
@@ -334,20 +364,17 @@ async def step_storyboard(rt: Runtime, story_id: str, kw: dict[str, Any]) -> Non
             for i, ref in enumerate(refs)
         ]
 
-        def put(s: Story) -> None:
-            _expect(Status.storyboarding)(s)
+        def apply(s: Story) -> None:
             target = s.scenes[scene.index]
-            if target.generation != scene.generation or target.candidates:
-                return
-            target.candidates = candidates
-            s.costs.append(_cost("storyboard", usage, scene.index))
+            if target.generation == scene.generation and not target.candidates:
+                target.candidates = candidates
+                s.costs.append(_cost("storyboard", usage, scene.index))
 
-        updated = await rt.store.update(story_id, put)
-        done += 1
-        await _emit(rt, updated, EventKind.candidates, step="storyboard", scene=scene.index,
-                    current=done, total=total, message=f"scene {scene.index + 1} drawn")
+        return apply
 
-    await asyncio.gather(*(draw(s) for s in todo))
+    todo = [sc for sc in story.scenes if not sc.candidates]
+    await _each_scene(rt, story_id, "storyboard", Status.storyboarding, todo, draw,
+                      done_word="drawn", kind=EventKind.candidates)
 
     auto = story.options.pick == "auto" or bool(kw.get("auto_pick"))
 
@@ -373,50 +400,44 @@ async def step_animate(rt: Runtime, story_id: str, kw: dict[str, Any]) -> None:
     story = await _load(rt, story_id, Status.animating)
     _check_budget(rt, story, "animate")
     width, height = story.options.frame_size()
-    todo = [s for s in story.scenes if s.needs_clip]
-    total, done = len(todo), 0
-    limit = asyncio.Semaphore(max(1, rt.settings.provider_concurrency))
 
-    async def animate(scene: Scene) -> None:
-        nonlocal done
+    async def animate(scene: Scene) -> Apply:
         frame = scene.picked_frame()
         assert frame is not None
-        async with limit:
-            request = AnimateRequest(
-                image=await _media(rt, frame.media),
-                prompt=scene.shot,
-                motion=motion_for_take(scene.motion, scene.take),
-                duration_s=min(30.0, scene.duration_s + 1.0),
-                width=width,
-                height=height,
-                fps=rt.settings.fps,
-                seed=seed_for(story.id, "clip", scene.index, scene.take),
-            )
-            key = input_key(
-                "clip", frame.media.key, request.model_dump_json(exclude={"image"}),
-                _chain_spec(rt, "video"),
-            )
+        request = AnimateRequest(
+            image=await _media(rt, frame.media),
+            prompt=scene.shot,
+            motion=motion_for_take(scene.motion, scene.take),
+            duration_s=min(30.0, scene.duration_s + 1.0),
+            width=width,
+            height=height,
+            fps=rt.settings.fps,
+            seed=seed_for(story.id, "clip", scene.index, scene.take),
+        )
+        key = input_key(
+            "clip", frame.media.key, request.model_dump_json(exclude={"image"}),
+            _chain_spec(rt, "video"),
+        )
 
-            async def call() -> tuple[list[Media], Usage, Any]:
-                result = await rt.providers.video.run(lambda p: p.animate(request))
-                return [result.clip], result.usage, result.duration_s
+        async def call() -> tuple[list[Media], Usage, Any]:
+            result = await rt.providers.video.run(lambda p: p.animate(request))
+            return [result.clip], result.usage, result.duration_s
 
-            refs, usage, duration = await _cached_call(rt, key, call)
+        refs, usage, duration = await _cached_call(rt, key, call)
         clip = Clip(media=refs[0], duration_s=float(duration), provider=usage.provider,
                     frame_id=frame.id)
 
-        def put(s: Story) -> None:
-            _expect(Status.animating)(s)
+        def apply(s: Story) -> None:
             target = s.scenes[scene.index]
             if target.picked == frame.id:
                 target.clip = clip
                 s.costs.append(_cost("animate", usage, scene.index))
 
-        updated = await rt.store.update(story_id, put)
-        done += 1
-        await _progress(rt, updated, "animate", done, total, f"scene {scene.index + 1} animated")
+        return apply
 
-    await asyncio.gather(*(animate(s) for s in todo))
+    todo = [sc for sc in story.scenes if sc.needs_clip]
+    await _each_scene(rt, story_id, "animate", Status.animating, todo, animate,
+                      done_word="animated")
     await _advance(rt, story_id, Status.animating, Status.voicing, "voice")
 
 
@@ -426,25 +447,19 @@ async def step_animate(rt: Runtime, story_id: str, kw: dict[str, Any]) -> None:
 async def step_voice(rt: Runtime, story_id: str, kw: dict[str, Any]) -> None:
     story = await _load(rt, story_id, Status.voicing)
     _check_budget(rt, story, "voice")
-    todo = [s for s in story.scenes if s.needs_voice]
-    total, done = len(todo), 0
-    limit = asyncio.Semaphore(2)
 
-    async def speak(scene: Scene) -> None:
-        nonlocal done
-        async with limit:
-            request = SpeechRequest(
-                text=scene.narration, voice=story.options.voice, language=story.options.language
-            )
-            key = input_key("voice", request.model_dump_json(), scene.take,
-                            _chain_spec(rt, "speech"))
+    async def speak(scene: Scene) -> Apply:
+        request = SpeechRequest(
+            text=scene.narration, voice=story.options.voice, language=story.options.language
+        )
+        key = input_key("voice", request.model_dump_json(), scene.take, _chain_spec(rt, "speech"))
 
-            async def call() -> tuple[list[Media], Usage, Any]:
-                result = await rt.providers.speech.run(lambda p: p.speak(request))
-                words = [w.model_dump() for w in result.words]
-                return [result.audio], result.usage, {"duration": result.duration_s, "words": words}
+        async def call() -> tuple[list[Media], Usage, Any]:
+            result = await rt.providers.speech.run(lambda p: p.speak(request))
+            words = [w.model_dump() for w in result.words]
+            return [result.audio], result.usage, {"duration": result.duration_s, "words": words}
 
-            refs, usage, extra = await _cached_call(rt, key, call)
+        refs, usage, extra = await _cached_call(rt, key, call)
         narration = Narration(
             media=refs[0],
             text=scene.narration,
@@ -453,18 +468,17 @@ async def step_voice(rt: Runtime, story_id: str, kw: dict[str, Any]) -> None:
             provider=usage.provider,
         )
 
-        def put(s: Story) -> None:
-            _expect(Status.voicing)(s)
+        def apply(s: Story) -> None:
             target = s.scenes[scene.index]
             if target.narration == narration.text:
                 target.voice = narration
                 s.costs.append(_cost("voice", usage, scene.index))
 
-        updated = await rt.store.update(story_id, put)
-        done += 1
-        await _progress(rt, updated, "voice", done, total, f"scene {scene.index + 1} voiced")
+        return apply
 
-    await asyncio.gather(*(speak(s) for s in todo))
+    todo = [sc for sc in story.scenes if sc.needs_voice]
+    await _each_scene(rt, story_id, "voice", Status.voicing, todo, speak, done_word="voiced",
+                      concurrency=2)
     await _advance(rt, story_id, Status.voicing, Status.assembling, "assemble")
 
 
