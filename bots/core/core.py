@@ -81,6 +81,8 @@ CHOICES: dict[str, list[str]] = {
 }
 SETTING_KEYS = ("aspect", "scenes", "style", "voice")
 REGEN_WHAT = ("frame", "clip", "voice")
+SCENE_MAX = 600  # the longest scene text pipeline.api.edit_scene accepts
+KEYCAPS = tuple(f"{n}\ufe0f\u20e3" for n in range(1, 10))  # 1️⃣ … 9️⃣
 
 HELP = (
     "Send me a story idea and I will write a script, draw a storyboard you pick frames from, "
@@ -175,6 +177,8 @@ class Conversation:
         self.tokens = TokenSigner(secret)
         self.delivery = Delivery(rt.redis, platform)
         self.size_cap_bytes = size_cap_bytes
+        # a platform whose upload limit differs per chat (Discord servers) sets this
+        self.size_cap_for: Callable[[ChatRef], int | None] | None = None
         self.choices = {**CHOICES, "voice": voices or [rt.settings.default_voice]}
         self._prefix = f"sl:bot:{platform.value}:"
 
@@ -262,6 +266,9 @@ class Conversation:
         if emoji in ("👍", "❤", "❤️", "🔥") and link.slot.startswith("album:") and link.index:
             intent: it.Intent = it.PickFrame(story_id=link.story_id, scene=scene,
                                              choice=link.index, generation=gen)
+        elif emoji in KEYCAPS:  # 1️⃣ 2️⃣ … on a message that shows the whole scene
+            intent = it.PickFrame(story_id=link.story_id, scene=scene,
+                                  choice=KEYCAPS.index(emoji) + 1, generation=gen)
         elif emoji in ("🔄", "🔁", "👎"):
             intent = it.NewCandidates(story_id=link.story_id, scene=scene, generation=gen)
         else:
@@ -274,8 +281,31 @@ class Conversation:
 
     async def handle(self, intent: it.Intent, actor: UserRef, chat: ChatRef,
                      admin: AdminCheck | None = None) -> list[AnyView]:
+        return await self._guarded(self._dispatch(intent, actor, chat, admin))
+
+    async def scene_text(self, intent: it.EditScene, actor: UserRef, chat: ChatRef,
+                         admin: AdminCheck | None = None) -> str | list[AnyView]:
+        """For platforms with forms (Discord's modals): the scene's current text when ``actor``
+        may rewrite it now, else the refusal to show. Nothing is changed."""
+        found: list[str] = []
+
+        async def check() -> list[AnyView]:
+            story = await self._decide(intent.story_id, actor, chat, admin)
+            sc = story.scene(intent.scene)
+            if intent.generation is not None and sc.generation != intent.generation:
+                return [_error("That scene was already changed.")]
+            if story.status not in (Status.awaiting_approval, Status.done):
+                return [_error("A scene can be edited once the storyboard is ready.")]
+            found.append(sc.narration)
+            return []
+
+        views = await self._guarded(check())
+        return found[0] if found else views
+
+    async def _guarded(self, work: Awaitable[list[AnyView]]) -> list[AnyView]:
+        """Run ``work``, turning the pipeline's refusals into error views."""
         try:
-            return await self._dispatch(intent, actor, chat, admin)
+            return await work
         except BadIdea as err:
             return [_error(f"{str(err)[:1].upper()}{str(err)[1:]}.")]
         except (StoryNotFound, CorruptStory):
@@ -293,7 +323,7 @@ class Conversation:
             case it.Help():
                 return [Text(title="How it works", text=HELP)]
             case it.StartStory(idea=idea):
-                return await self._start(idea, actor, chat)
+                return await self._start(idea, actor, chat, intent)
             case it.FreeText(text=text):
                 pending = await self._take_pending_edit(chat, actor)
                 if pending is not None:
@@ -328,8 +358,15 @@ class Conversation:
                 return [Text(text=f"✏️ {name}, send the new text for scene {scene + 1} as a reply "
                                   f"to this message.\nNow: {shorten(sc.narration, 300)}",
                              ask_reply=True, story_id=sid)]
-            case it.EditScene(story_id=sid, scene=scene, text=str(text)):
-                await self._decide(sid, actor, chat, admin)
+            case it.EditScene(story_id=sid, scene=scene, text=str(text), generation=gen):
+                story = await self._decide(sid, actor, chat, admin)
+                if gen is not None and story.scene(scene).generation != gen:
+                    return [_error("That scene was already changed.")]
+                if not has_words(text):
+                    return [_error("The new scene text is empty; the scene is unchanged.")]
+                if len(text.strip()) > SCENE_MAX:
+                    return [_error(f"The new scene text has {len(text.strip())} characters; "
+                                   f"keep it under {SCENE_MAX}. The scene is unchanged.")]
                 await self.api.edit_scene(sid, scene, text)
                 return [Text(text=f"✏️ Scene {scene + 1} rewritten; drawing it again…")]
             case it.Approve(story_id=sid):
@@ -388,11 +425,25 @@ class Conversation:
 
     # ------------------------------------------------------------------ intent helpers
 
-    async def _start(self, idea: str, actor: UserRef, chat: ChatRef) -> list[AnyView]:
+    async def _start(self, idea: str, actor: UserRef, chat: ChatRef,
+                     chosen: it.StartStory | None = None) -> list[AnyView]:
         if idea.strip() and not has_words(idea):
             return [_error("Write your idea in words, e.g. “a lighthouse keeper befriends a "
                            "stranded whale” (emoji alone are not enough).")]
         options = await self.options_for(chat)
+        if chosen is not None:
+            changes: dict[str, object] = {}
+            for key in ("aspect", "style"):
+                value = getattr(chosen, key)
+                if value is not None and value not in self.choices[key]:
+                    return [_error(f"{key} can be " + ", ".join(self.choices[key]) + ".")]
+                if value is not None:
+                    changes[key] = value
+            if chosen.scenes is not None:
+                if not 3 <= chosen.scenes <= 12:
+                    return [_error("A story has 3 to 12 scenes.")]
+                changes["scenes"] = chosen.scenes
+            options = options.model_copy(update=changes)
         await self.api.start_story(idea, actor, chat, options)
         return []  # the event pump posts the story's status message
 
@@ -510,9 +561,10 @@ class Conversation:
 
     async def options_for(self, chat: ChatRef) -> StoryOptions:
         p = await self.prefs(chat)
+        cap = self.size_cap_for(chat) if self.size_cap_for is not None else None
         return self.api.default_options(
             aspect=p["aspect"], scenes=int(p["scenes"]), style=p["style"], voice=p["voice"],
-            pick="ask", size_cap_bytes=self.size_cap_bytes,
+            pick="ask", size_cap_bytes=cap or self.size_cap_bytes,
         )
 
     async def settings_view(self, chat: ChatRef) -> Text:
@@ -627,6 +679,7 @@ class Conversation:
             video=await self.rt.media.path(v.media), size=v.media.size,
             sheet=await self.rt.media.path(v.contact_sheet), duration_s=v.duration_s,
             width=v.width, height=v.height, buttons=rows,
+            url=self.rt.media.public_url(v.media) or "",
         )
 
 

@@ -24,7 +24,12 @@ class Help(Intent):
 
 
 class StartStory(Intent):
+    """A new story; the options left out come from the chat's settings."""
+
     idea: str
+    scenes: int | None = None
+    aspect: str | None = None
+    style: str | None = None
 
 
 class FreeText(Intent):

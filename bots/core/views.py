@@ -104,6 +104,7 @@ class VideoView(View):
     duration_s: float
     width: int
     height: int
+    url: str = Field("", description="a public link to the video, when the media store has one")
 
 
 AnyView = Text | StatusView | ScriptView | AlbumView | SceneView | ApproveView | VideoView

@@ -1,0 +1,411 @@
+"""Neutral views as Discord messages: Markdown-escaped text, buttons, attachments, threads.
+
+A story in a server channel lives in its own thread, opened by the first message the story posts;
+the thread is remembered in Redis so a restarted bot keeps posting there. A deleted thread, or a
+channel where the bot may not open threads or attach files, falls back to the channel or to plain
+text, and says so. Each scene's storyboard is one message: its candidate frames as attachments,
+the scene text, and its buttons (the album view posts the frames, the scene view adds the rest to
+that same message). Message references are ``<channel id>/<message id>``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import discord
+
+from bots.core.core import shorten, status_lines
+from bots.core.delivery import ChatGone, Delivery
+from bots.core.views import (
+    AlbumView,
+    AnyView,
+    ApproveView,
+    Keyboard,
+    SceneView,
+    ScriptView,
+    StatusView,
+    Text,
+    VideoView,
+)
+from pipeline.models import ChatRef
+
+log = logging.getLogger(__name__)
+
+CONTENT_MAX = 2000
+LABEL_MAX = 80
+ROWS_MAX, ROW_MAX = 5, 5
+DEFAULT_LIMIT = 10 * 1024 * 1024
+BUTTON_PREFIX = "sl:"
+MODAL_PREFIX = "slm:"
+NO_MENTIONS = discord.AllowedMentions.none()
+BUTTON_ID = re.compile(r"^sl:(?P<token>[A-Za-z0-9._-]{1,64})$")
+
+# Discord's JSON error codes the renderer acts on
+MISSING_PERMISSIONS, TOO_LARGE, THREAD_ARCHIVED = 50013, 40005, 50083
+NO_FRAMES = "ℹ️ I can't attach the frames here (I need the Attach Files permission)."
+
+
+def story_button(token: str, label: str, style: discord.ButtonStyle, row: int
+                 ) -> discord.ui.Button[Any]:
+    """A button whose custom_id (``sl:<token>``, at most 67 characters) carries a signed core
+    token. Presses are routed by that template in :meth:`bots.discord.app.DiscordBot.on_interaction`
+    and not through a stored view, so they work across restarts, and a press that matches nothing
+    still gets an answer."""
+    return discord.ui.Button(label=label[:LABEL_MAX], style=style, row=row,
+                             custom_id=BUTTON_PREFIX + token)
+
+
+# --------------------------------------------------------------------------- text of views
+
+
+def esc(text: str) -> str:
+    return discord.utils.escape_markdown(discord.utils.escape_mentions(text))
+
+
+def cut(text: str, limit: int = CONTENT_MAX) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def text_md(view: Text) -> str:
+    out = "⚠️ " if view.error else ""
+    if view.title:
+        out += f"**{esc(view.title)}**\n"
+    return cut(out + esc(view.text))
+
+
+def status_md(view: StatusView) -> str:
+    lines = [esc(x) for x in status_lines(view)]
+    return cut(f"**{esc(shorten(view.title, 200))}**\n" + "\n".join(lines))
+
+
+def script_md(view: ScriptView) -> str:
+    head = f"📜 **{esc(shorten(view.title, 200))}**"
+    if view.logline:
+        head += f"\n*{esc(shorten(view.logline, 300))}*"
+    budget = CONTENT_MAX - len(head) - 100
+    parts: list[str] = []
+    if view.characters:
+        per = max(40, budget // 3 // max(1, len(view.characters)) - 6)
+        parts.append("**Cast**\n" + "\n".join(f"• {esc(shorten(c, per))}"
+                                              for c in view.characters))
+    per = max(40, (budget * 2 // 3) // max(1, len(view.scenes)) - 8)
+    parts.append("**Scenes**\n" + "\n".join(f"{n}. {esc(shorten(s, per))}"
+                                            for n, s in enumerate(view.scenes, 1)))
+    return cut(head + "\n\n" + "\n\n".join(parts))
+
+
+def scene_md(view: SceneView) -> str:
+    out = f"🖼 **Scene {view.scene + 1} of {view.scenes}**\n{esc(shorten(view.narration, 1500))}"
+    if view.picked:
+        out += f"\n\n✓ Frame {view.picked} picked."
+    else:
+        keys = " ".join(f"{n}\ufe0f\u20e3" for n in range(1, min(view.count, 9) + 1))
+        out += (f"\n\nPick a frame (1–{view.count}), draw new ones, or edit the scene. "
+                f"Reactions work too: {keys} 🔄")
+    return cut(out)
+
+
+def approve_md(view: ApproveView) -> str:
+    if view.state == "approved":
+        return "✅ **Approved** — the video is on its way."
+    if view.state == "ready":
+        return "🎬 Every scene has a frame. Press **✅ Make the video** when you are ready."
+    return (f"🎬 {view.picked} of {view.scenes} scenes picked. Pick a frame for every scene to "
+            "make the video.")
+
+
+def view_md(view: AnyView) -> str:
+    match view:
+        case Text():
+            return text_md(view)
+        case StatusView():
+            return status_md(view)
+        case ScriptView():
+            return script_md(view)
+        case SceneView():
+            return scene_md(view)
+        case ApproveView():
+            return approve_md(view)
+        case AlbumView():
+            return f"🖼 **Scene {view.scene + 1} of {view.scenes}**"
+        case VideoView():
+            return video_md(view)
+    raise TypeError(f"no text form for {type(view).__name__}")
+
+
+def video_md(view: VideoView, note: str = "") -> str:
+    out = f"🎬 **{esc(shorten(view.title, 200))}**"
+    if view.caption:
+        out += f"\n{esc(shorten(view.caption, 600))}"
+    if note:
+        out += f"\n\n{note}"
+    out += "\n\nRedo a scene's clip (🎬), change the voice or remix the story:"
+    return cut(out)
+
+
+def _style(label: str) -> discord.ButtonStyle:
+    if label.startswith("✓ ") or label.startswith("✅"):
+        return discord.ButtonStyle.success
+    if label.startswith("🛑"):
+        return discord.ButtonStyle.danger
+    if label.startswith(("🔄", "✏️")):
+        return discord.ButtonStyle.primary
+    return discord.ButtonStyle.secondary
+
+
+def fit_rows(rows: Keyboard) -> Keyboard:
+    """At most 5 rows of at most 5 buttons: long rows are split, then the smallest neighbours
+    merged until the rows fit; buttons past the 25th are dropped."""
+    out: Keyboard = []
+    for row in rows:
+        out += [row[i : i + ROW_MAX] for i in range(0, len(row), ROW_MAX) if row[i : i + ROW_MAX]]
+    while len(out) > ROWS_MAX:
+        pairs = [(len(out[i]) + len(out[i + 1]), i) for i in range(len(out) - 1)
+                 if len(out[i]) + len(out[i + 1]) <= ROW_MAX]
+        if not pairs:
+            flat = [b for row in out for b in row][: ROWS_MAX * ROW_MAX]
+            return [flat[i : i + ROW_MAX] for i in range(0, len(flat), ROW_MAX)]
+        _, i = min(pairs)
+        out[i : i + 2] = [out[i] + out[i + 1]]
+    return out
+
+
+def make_view(rows: Keyboard) -> discord.ui.View | None:
+    if not rows:
+        return None
+    view = discord.ui.View(timeout=None)
+    for r, row in enumerate(fit_rows(rows)):
+        for b in row:
+            view.add_item(story_button(b.token, b.label, _style(b.label), row=r))
+    view.stop()  # presses are routed by custom_id: nothing to keep in memory
+    return view
+
+
+def ref_of(msg: discord.Message | discord.PartialMessage) -> str:
+    return f"{msg.channel.id}/{msg.id}"
+
+
+def split_ref(ref: str) -> tuple[int, int]:
+    channel, _, message = ref.partition("/")
+    return int(channel), int(message)
+
+
+async def read_bytes(path: Path) -> bytes:
+    return await asyncio.to_thread(Path(path).read_bytes)
+
+
+# --------------------------------------------------------------------------- the renderer
+
+
+class DiscordRenderer:
+    """Implements :class:`bots.core.delivery.Renderer` with a discord.py client."""
+
+    def __init__(self, client: discord.Client, delivery: Delivery,
+                 limit_for: Callable[[ChatRef], Awaitable[int]]) -> None:
+        self.client = client
+        self.delivery = delivery
+        self.redis: Any = delivery.redis
+        self.limit_for = limit_for
+        self.prefix = delivery.prefix
+
+    # ------------------------------------------------------------------ where a story lives
+
+    def _thread_key(self, story_id: str) -> str:
+        return f"{self.prefix}thread:{story_id}"
+
+    async def thread_of(self, story_id: str) -> int | None:
+        raw = await self.redis.get(self._thread_key(story_id))
+        if raw is None:
+            return None
+        value = raw.decode() if isinstance(raw, bytes) else str(raw)
+        return int(value) if value.isdigit() else None
+
+    async def parent_of(self, thread_id: int) -> int | None:
+        raw = await self.redis.get(f"{self.prefix}parent:{thread_id}")
+        return int(raw) if raw is not None else None
+
+    async def _where(self, chat: ChatRef, story_id: str, name: str) -> tuple[int, str]:
+        """The channel to post a story's message in, and a note to add once (a fallback)."""
+        channel = int(chat.chat_id)
+        if chat.thread_id:
+            thread = int(chat.thread_id)
+            if await self.redis.exists(f"{self.prefix}lost:{thread}"):
+                return channel, ""
+            return thread, ""
+        if not chat.is_group or not story_id:
+            return channel, ""
+        raw = await self.redis.get(self._thread_key(story_id))
+        if raw is not None:
+            value = raw.decode() if isinstance(raw, bytes) else str(raw)
+            if not value.isdigit() or await self.redis.exists(f"{self.prefix}lost:{value}"):
+                return channel, ""
+            return int(value), ""
+        return await self._open_thread(chat, story_id, name)
+
+    async def _open_thread(self, chat: ChatRef, story_id: str, name: str) -> tuple[int, str]:
+        channel = int(chat.chat_id)
+        try:
+            data = await self.client.http.start_thread_without_message(
+                channel, name=cut(name or "A story", 100), auto_archive_duration=1440,
+                type=discord.ChannelType.public_thread.value,
+                reason="Storyloom: a thread for this story")
+        except discord.Forbidden:
+            await self.redis.set(self._thread_key(story_id), "none", ex=60 * 60 * 24 * 60)
+            log.info("no permission to open threads", extra={"chat": chat.key})
+            return channel, ("ℹ️ I can't open threads here (I need the Create Public Threads "
+                             "permission), so this story runs in the channel.")
+        except discord.NotFound as err:
+            raise ChatGone("channel gone") from err
+        except discord.HTTPException as err:
+            if err.status in (400,):  # not a text channel (a forum, a voice chat): stay here
+                await self.redis.set(self._thread_key(story_id), "none", ex=60 * 60 * 24 * 60)
+                return channel, ""
+            raise
+        thread = int(data["id"])
+        await self.redis.set(self._thread_key(story_id), str(thread), ex=60 * 60 * 24 * 60)
+        await self.redis.set(f"{self.prefix}parent:{thread}", str(channel), ex=60 * 60 * 24 * 60)
+        return thread, ""
+
+    async def _lose(self, chat: ChatRef, channel: int) -> bool:
+        """``channel`` is gone: if it was the story's thread, fall back to the parent."""
+        if channel == int(chat.chat_id):
+            return False
+        await self.redis.set(f"{self.prefix}lost:{channel}", "1", ex=60 * 60 * 24 * 60)
+        log.info("a story thread is gone; posting in its channel", extra={"chat": chat.key})
+        return True
+
+    # ------------------------------------------------------------------ posting
+
+    async def _post(self, chat: ChatRef, story_id: str, name: str, content: str, *,
+                    rows: Keyboard | None = None, files: list[tuple[str, bytes]] | None = None,
+                    files_note: str = "") -> discord.Message:
+        channel, note = await self._where(chat, story_id, name)
+        for _attempt in range(3):
+            body = f"{note}\n\n{content}" if note else content
+            try:
+                return await self._send(channel, cut(body), rows, files)
+            except discord.Forbidden as err:
+                if files and err.code == MISSING_PERMISSIONS:
+                    files = None
+                    await self.redis.set(f"{self.prefix}noattach:{channel}", "1", ex=3600)
+                    note = files_note or ("ℹ️ I can't attach files here (I need the Attach Files "
+                                          "permission).")
+                    continue
+                if await self._lose(chat, channel):
+                    channel, note = int(chat.chat_id), ""
+                    continue
+                raise ChatGone("forbidden") from err
+            except discord.NotFound as err:
+                if await self._lose(chat, channel):
+                    channel = int(chat.chat_id)
+                    note = "ℹ️ This story's thread was deleted, so it continues here."
+                    continue
+                raise ChatGone("not found") from err
+        raise ChatGone("could not post")
+
+    async def _send(self, channel: int, content: str, rows: Keyboard | None,
+                    files: list[tuple[str, bytes]] | None) -> discord.Message:
+        target = self.client.get_partial_messageable(channel)
+        kw: dict[str, Any] = {"content": content, "allowed_mentions": NO_MENTIONS}
+        view = make_view(rows or [])
+        if view is not None:
+            kw["view"] = view
+        if files:
+            kw["files"] = [discord.File(io.BytesIO(data), filename=name) for name, data in files]
+        return await target.send(**kw)
+
+    async def send(self, chat: ChatRef, view: AnyView) -> list[str]:
+        name = getattr(view, "title", "") or "A story"
+        match view:
+            case AlbumView():
+                files = [(f"frame-{n}.png", await read_bytes(p))
+                         for n, p in enumerate(view.images, 1)]
+                msg = await self._post(chat, view.story_id, name, view_md(view), files=files,
+                                       files_note=NO_FRAMES)
+                return [ref_of(msg)]
+            case SceneView():
+                album = await self.delivery.get(view.story_id,
+                                                f"album:{view.scene}:{view.generation}")
+                if album is not None and album.refs and await self.edit(chat, view, album.refs):
+                    return album.refs[:1]
+            case VideoView():
+                return await self._video(chat, view)
+        msg = await self._post(chat, view.story_id, name, view_md(view), rows=view.buttons)
+        return [ref_of(msg)]
+
+    async def edit(self, chat: ChatRef, view: AnyView, refs: list[str]) -> bool:
+        if isinstance(view, AlbumView):
+            return True  # an album's slot names its generation: its frames never change
+        channel, message = split_ref(refs[0])
+        kw: dict[str, Any] = {"view": make_view(view.buttons)}
+        if not isinstance(view, VideoView):
+            kw["content"] = view_md(view)
+        if isinstance(view, SceneView) and await self.redis.exists(
+                f"{self.prefix}noattach:{channel}"):
+            kw["content"] = cut(f"{NO_FRAMES}\n\n{kw['content']}")
+        try:
+            await self.client.get_partial_messageable(channel).get_partial_message(
+                message).edit(**kw)
+            return True
+        except (discord.NotFound, discord.Forbidden):
+            return False  # posted anew (and a lost thread is noticed there)
+        except discord.HTTPException as err:
+            if err.code == THREAD_ARCHIVED:
+                return False  # a new message reopens the thread; an edit cannot
+            raise
+
+    async def retire(self, chat: ChatRef, refs: list[str]) -> None:
+        for ref in refs:
+            channel, message = split_ref(ref)
+            try:
+                await self.client.get_partial_messageable(channel).get_partial_message(
+                    message).edit(view=None)
+            except (discord.NotFound, discord.Forbidden):
+                continue  # deleted, or the thread is gone
+
+    async def _video(self, chat: ChatRef, view: VideoView) -> list[str]:
+        limit = await self.limit_for(chat)
+        size = view.size or (await asyncio.to_thread(Path(view.video).stat)).st_size
+        sheet = await read_bytes(view.sheet)
+        msg: discord.Message | None = None
+        if size <= limit:
+            data = await read_bytes(view.video)
+            try:
+                msg = await self._post(chat, view.story_id, view.title, video_md(view),
+                                       rows=view.buttons,
+                                       files=[("story.mp4", data), ("storyboard.png", sheet)],
+                                       files_note=self._link_note(view, "I can't attach files "
+                                                                  "here"))
+            except discord.HTTPException as err:
+                if err.status != 413 and err.code != TOO_LARGE:
+                    raise
+                msg = None  # the server's limit went down since the story started
+        if msg is None:
+            note = self._link_note(view, f"The video is {size / 2**20:.1f} MiB, over this "
+                                   f"server's {limit / 2**20:.0f} MiB upload limit")
+            msg = await self._post(chat, view.story_id, view.title, video_md(view, note),
+                                   rows=view.buttons, files=[("storyboard.png", sheet)],
+                                   files_note=note)
+        refs = [ref_of(msg)]
+        if msg.channel.id != int(chat.chat_id) and not chat.thread_id:
+            try:  # announce it in the channel the story came from
+                parent = await self._send(int(chat.chat_id), cut(
+                    f"🎬 **{esc(shorten(view.title, 200))}** is ready — watch it in "
+                    f"<#{msg.channel.id}>."), None, None)
+                refs.append(ref_of(parent))
+            except (discord.Forbidden, discord.NotFound):
+                log.info("could not announce the video", extra={"chat": chat.key})
+        return refs
+
+    @staticmethod
+    def _link_note(view: VideoView, why: str) -> str:
+        if view.url:
+            return f"ℹ️ {why}, so here is a link: {view.url}"
+        return (f"ℹ️ {why}, and no public media URL is configured "
+                "(STORYLOOM_MEDIA_PUBLIC_URL), so only the storyboard is here.")
