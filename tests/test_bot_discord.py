@@ -8,7 +8,6 @@ the real offline pipeline is marked slow.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -577,17 +576,13 @@ async def test_sharded_and_owner_sync(world: World, dc: FakeDiscord) -> None:
 
 @pytest_asyncio.fixture
 async def worker(rt: Runtime) -> AsyncIterator[None]:
-    from pipeline.queue import build_worker
-    from pipeline.steps import STEP_FUNCTIONS, on_failure
+    from pipeline.worker import BackgroundWorker
 
     rt.settings = rt.settings.model_copy(update={"default_scenes": 3, "candidates": 2})
-    w = build_worker(rt.settings, STEP_FUNCTIONS, on_failure, runtime=rt, handle_signals=False)
-    task = asyncio.create_task(w.async_run())
+    w = BackgroundWorker(rt.settings, rt)
+    w.start()
     yield
-    await w.close()
-    task.cancel()
-    with contextlib.suppress(BaseException):
-        await task
+    await w.stop()
 
 
 @pytest.mark.slow

@@ -17,7 +17,6 @@ import hashlib
 import json
 import logging
 import re
-import signal
 from typing import Any
 
 import discord
@@ -533,34 +532,20 @@ async def build_bot(rt: Runtime, settings: Settings, **kw: Any) -> DiscordBot:
 async def run(settings: Settings, *, with_worker: bool | None = None,
               stop: asyncio.Event | None = None) -> None:
     """Run the bot until ``stop`` is set (or forever); optionally with an in-process worker."""
-    from pipeline.maker import worker_alive
-    from pipeline.queue import build_worker
-    from pipeline.steps import STEP_FUNCTIONS, on_failure
+    from bots.core.runner import serve
 
-    rt = await Runtime.open(settings)
-    worker: Any = None
-    worker_task: asyncio.Task[None] | None = None
-    bot = await build_bot(rt, settings)
-    try:
-        want = settings.bot_worker if with_worker is None else with_worker
-        if want and not await worker_alive(rt):
-            worker = build_worker(settings, STEP_FUNCTIONS, on_failure, runtime=rt,
-                                  handle_signals=False)
-            worker_task = asyncio.create_task(worker.async_run())
-        await bot.start()
-        me = bot.client.user
-        log.info("discord bot running", extra={"bot": str(me), "worker": worker is not None})
-        print(f"storyloom discord: {me} is listening"
-              + (" (with a worker in this process)" if worker is not None else ""), flush=True)
-        stop = stop or asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
-    finally:
-        await bot.stop()
-        if worker is not None:
-            await worker.close()
-        await stop_task(worker_task)
-        await rt.close()
+    class Process:
+        def __init__(self, bot: DiscordBot) -> None:
+            self.bot = bot
+
+        async def start(self) -> str:
+            await self.bot.start()
+            return str(self.bot.client.user)
+
+        async def stop(self) -> None:
+            await self.bot.stop()
+
+    async def make(rt: Runtime) -> Process:
+        return Process(await build_bot(rt, settings))
+
+    await serve("discord", settings, make, with_worker=with_worker, stop=stop)

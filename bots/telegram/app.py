@@ -15,7 +15,6 @@ import hmac
 import logging
 import re
 import secrets
-import signal
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -470,32 +469,24 @@ async def build_bot(rt: Runtime, settings: Settings, **kw: Any) -> TelegramBot:
 async def run(settings: Settings, *, with_worker: bool | None = None,
               stop: asyncio.Event | None = None) -> None:
     """Run the bot until ``stop`` is set (or forever); optionally with an in-process worker."""
-    from pipeline.maker import worker_alive
-    from pipeline.worker import BackgroundWorker
+    from bots.core.runner import serve
 
-    rt = await Runtime.open(settings)
-    worker: BackgroundWorker | None = None
-    bot = await build_bot(rt, settings)
-    try:
-        want = settings.bot_worker if with_worker is None else with_worker
-        if want and not await worker_alive(rt):
-            worker = BackgroundWorker(settings, rt)
-            worker.start()
-        await bot.start(webhook_url=settings.telegram_webhook_url,
-                        webhook_secret=settings.telegram_webhook_secret.get_secret_value(),
-                        webhook_listen=settings.telegram_webhook_listen)
-        me = bot.app.bot.username
-        log.info("telegram bot running", extra={"bot": me, "worker": worker is not None})
-        print(f"storyloom telegram: @{me} is listening"
-              + (" (with a worker in this process)" if worker is not None else ""), flush=True)
-        stop = stop or asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
-    finally:
-        await bot.stop()
-        if worker is not None:
-            await worker.stop()
-        await rt.close()
+    class Process:
+        def __init__(self, bot: TelegramBot) -> None:
+            self.bot = bot
+
+        async def start(self) -> str:
+            await self.bot.start(
+                webhook_url=settings.telegram_webhook_url,
+                webhook_secret=settings.telegram_webhook_secret.get_secret_value(),
+                webhook_listen=settings.telegram_webhook_listen,
+            )
+            return f"@{self.bot.app.bot.username}"
+
+        async def stop(self) -> None:
+            await self.bot.stop()
+
+    async def make(rt: Runtime) -> Process:
+        return Process(await build_bot(rt, settings))
+
+    await serve("telegram", settings, make, with_worker=with_worker, stop=stop)
