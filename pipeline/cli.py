@@ -7,7 +7,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
-from importlib.metadata import PackageNotFoundError, version
+from importlib.metadata import PackageNotFoundError, entry_points, version
 from pathlib import Path
 from typing import Any
 
@@ -149,40 +149,6 @@ def cmd_regen(args: argparse.Namespace) -> int:
     return asyncio.run(regen_story(args))
 
 
-def cmd_telegram(args: argparse.Namespace) -> int:
-    from bots.telegram.app import run
-    from pipeline.settings import get_settings
-
-    settings = get_settings()
-    if not settings.telegram_token.get_secret_value():
-        raise SettingsError("STORYLOOM_TELEGRAM_TOKEN is empty: set it to the token BotFather "
-                            "gave you (or try `storyloom chat`, which needs none)")
-    with_worker = True if args.worker else None
-    asyncio.run(run(settings, with_worker=with_worker))
-    return 0
-
-
-def cmd_discord(args: argparse.Namespace) -> int:
-    from bots.discord.app import run
-    from pipeline.settings import get_settings
-
-    settings = get_settings()
-    if not settings.discord_token.get_secret_value():
-        raise SettingsError("STORYLOOM_DISCORD_TOKEN is empty: set it to your application's bot "
-                            "token from the Discord developer portal (or try `storyloom chat`, "
-                            "which needs none)")
-    with_worker = True if args.worker else None
-    asyncio.run(run(settings, with_worker=with_worker))
-    return 0
-
-
-def cmd_chat(args: argparse.Namespace) -> int:
-    from bots.console.chat import run_console
-    from pipeline.settings import get_settings
-
-    return asyncio.run(run_console(get_settings()))
-
-
 # --------------------------------------------------------------------------- parser
 
 
@@ -235,18 +201,10 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--no-check", action="store_true", help="list only; call no service")
     pr.set_defaults(func=cmd_providers)
 
-    t = sub.add_parser("telegram", help="run the Telegram bot")
-    t.add_argument("--worker", action="store_true",
-                   help="also run a pipeline worker in this process (one machine)")
-    t.set_defaults(func=cmd_telegram)
-
-    d = sub.add_parser("discord", help="run the Discord bot")
-    d.add_argument("--worker", action="store_true",
-                   help="also run a pipeline worker in this process (one machine)")
-    d.set_defaults(func=cmd_discord)
-
-    c = sub.add_parser("chat", help="the chat conversation in this terminal (no token needed)")
-    c.set_defaults(func=cmd_chat)
+    # Front-ends (the chat platforms) register their own commands through the
+    # "storyloom.commands" entry-point group, so this package never imports them.
+    for entry in sorted(entry_points(group="storyloom.commands"), key=lambda e: e.name):
+        entry.load()(sub)
 
     v = sub.add_parser("version", help="print the version")
     v.set_defaults(func=cmd_version)

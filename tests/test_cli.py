@@ -89,3 +89,13 @@ def test_a_bad_setting_stops_start_up_naming_it(rt: Runtime, tmp_path: Path) -> 
     done = _run(rt, "status", cwd=tmp_path)
     assert done.returncode == 2
     assert "STORYLOOM_DEFAULT_SCENES" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("command,variable", [("telegram", "STORYLOOM_TELEGRAM_TOKEN"),
+                                              ("discord", "STORYLOOM_DISCORD_TOKEN")])
+def test_a_bot_without_its_token_says_which_setting(rt: Runtime, command: str,
+                                                    variable: str) -> None:
+    done = _run(rt, command)
+    assert done.returncode == 2
+    assert variable in done.stderr and "storyloom chat" in done.stderr
+    assert "Traceback" not in done.stderr

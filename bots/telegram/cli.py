@@ -1,0 +1,27 @@
+"""``storyloom telegram``: registered with the CLI through the storyloom.commands entry point."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from typing import Any
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("telegram", help="run the Telegram bot")
+    p.add_argument("--worker", action="store_true",
+                   help="also run a pipeline worker in this process (one machine)")
+    p.set_defaults(func=command)
+
+
+def command(args: argparse.Namespace) -> int:
+    from bots.telegram.app import run
+    from pipeline.errors import SettingsError
+    from pipeline.settings import get_settings
+
+    settings = get_settings()
+    if not settings.telegram_token.get_secret_value():
+        raise SettingsError("STORYLOOM_TELEGRAM_TOKEN is empty: set it to the token BotFather "
+                            "gave you (or try `storyloom chat`, which needs none)")
+    asyncio.run(run(settings, with_worker=True if args.worker else None))
+    return 0
