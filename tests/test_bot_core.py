@@ -84,3 +84,25 @@ async def test_conversation_tokens_map_to_intents(rt: Runtime) -> None:
         conv.intent_of(GROUP, bad.token)
     views = await conv.press(bad.token, OWNER, GROUP)
     assert views[0].toast and views[0].error  # type: ignore[union-attr]
+
+
+def test_status_lines_show_the_cost_so_far_and_the_budget() -> None:
+    from bots.core.core import status_lines
+    from bots.core.views import StatusView
+
+    free = StatusView(story_id="s", slot="status", title="T", state="working", line="⏳")
+    assert not any("$" in ln for ln in status_lines(free))  # offline: nothing to show
+    paid = free.model_copy(update={"cost_usd": 0.456, "budget_usd": 2.0})
+    assert "💰 $0.46 spent of a $2.00 budget" in status_lines(paid)
+
+
+async def test_a_storys_status_view_carries_its_cost(rt: Runtime) -> None:
+    from bots.core.core import Conversation, status_lines
+    from pipeline.models import CostEntry, Platform
+    from tests.factories import story as make_story
+
+    conv = await Conversation.create(rt, Platform.console)
+    s = make_story(budget_usd=1.5)
+    s.costs.append(CostEntry(step="storyboard", provider="fal", usd=0.25))
+    view = conv.status_view(s, None)
+    assert "💰 $0.25 spent of a $1.50 budget" in status_lines(view)

@@ -155,6 +155,11 @@ def status_lines(view: StatusView) -> list[str]:
         lines.append(eta_text(view.eta_s))
     if view.error:
         lines.append(view.error)
+    if view.cost_usd > 0 or view.budget_usd is not None:
+        spent = f"💰 ${view.cost_usd:.2f} spent"
+        if view.budget_usd is not None:
+            spent += f" of a ${view.budget_usd:.2f} budget"
+        lines.append(spent)
     return lines
 
 
@@ -619,6 +624,7 @@ class Conversation:
         return StatusView(story_id=story.id, slot="status", title=title, state=state, line=line,
                           current=current, total=total, bar=bar,
                           eta_s=eta_s if state == "working" else None, error=error,
+                          cost_usd=story.cost_usd, budget_usd=story.options.budget_usd,
                           buttons=buttons)
 
     def script_view(self, story: Story) -> ScriptView:

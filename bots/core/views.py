@@ -54,6 +54,8 @@ class StatusView(View):
     bar: str = ""
     eta_s: float | None = None
     error: str = ""
+    cost_usd: float = 0.0
+    budget_usd: float | None = None
 
 
 class ScriptView(View):
