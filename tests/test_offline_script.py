@@ -147,3 +147,32 @@ async def test_very_long_idea_is_cut_to_the_bounds() -> None:
     script = await _write(idea, 12)
     assert len(script.logline) <= 400
     assert all(len(s.narration) <= 600 and len(s.shot) <= 600 for s in script.scenes)
+
+
+async def test_russian_animals_become_animals_and_a_trailing_star_is_not_a_character() -> None:
+    from providers.offline.painter import figure_kind
+
+    writer = StorySpineWriter()
+    script, _ = await writer.write(
+        ScriptRequest(idea="Маленький ёжик ищет звезду в тумане 🌟", scenes=3)
+    )
+    names = [c.name for c in script.characters]
+    assert "🌟" not in names
+    hedgehog = script.characters[0]
+    assert "hedgehog" in hedgehog.description
+    assert figure_kind(hedgehog.name, hedgehog.description) != "person"
+    # Everyday words that merely begin like an animal's name do not turn into animals.
+    plain, _ = await writer.write(
+        ScriptRequest(idea="Совсем ежедневно девочка рисует дом", scenes=3)
+    )
+    assert all("owl" not in c.description and "hedgehog" not in c.description
+               for c in plain.characters)
+
+
+def test_every_animal_the_writer_knows_has_an_animal_silhouette() -> None:
+    from providers.offline.painter import figure_kind
+    from providers.offline.script import ANIMALS
+
+    drawn_as_people = [a for a in sorted(ANIMALS)
+                       if figure_kind(a, f"a storybook {a}") == "person"]
+    assert drawn_as_people == []

@@ -115,25 +115,20 @@ KIND_WORDS: dict[str, str] = {
     "bear": "bear",
     "rabbit": "cat",
     "mouse": "cat",
-    "person": "person",
-    "girl": "person",
-    "boy": "person",
-    "man": "person",
-    "woman": "person",
-    "keeper": "person",
-    "child": "person",
-    "kid": "person",
-    "kids": "person",
-    "king": "person",
-    "queen": "person",
-    "knight": "person",
-    "grandma": "person",
-    "grandpa": "person",
-    "sailor": "person",
-    "witch": "person",
-    "wizard": "person",
-    "hero": "person",
 }
+# Every other animal the script writer knows gets the nearest silhouette.
+SILHOUETTES: dict[str, str] = {
+    "cat": "bunny hare mice rat squirrel hedgehog badger otter frog toad monkey ant beetle "
+    "spider snail",
+    "bear": "lion tiger deer goat sheep cow pig camel giraffe elephant cub yeti",
+    "bird": "sparrow robin goose swan chicken hen bat bee moth butterfly",
+    "fish": "seal octopus turtle crab",
+    "horse": "donkey",
+    "dragon": "dinosaur lizard snake",
+}
+for _kind, _words in SILHOUETTES.items():
+    KIND_WORDS.update(dict.fromkeys(_words.split(), _kind))
+
 ANIMAL_DEFAULTS: dict[str, tuple[RGB, RGB]] = {
     "whale": ((92, 112, 140), (214, 222, 226)),
     "fish": ((236, 130, 40), (250, 210, 150)),

@@ -1167,6 +1167,23 @@ def _duration(narration: str) -> float:
 # the narration itself is never translated.
 KIND_STEMS: dict[str, str] = {
     "кит": "whale",
+    # Prefixes of whole words: kept long enough not to catch everyday words (ежедневно, совсем).
+    "ёж": "hedgehog",
+    "ежик": "hedgehog",
+    "ежон": "hedgehog",
+    "заяц": "hare",
+    "зайч": "hare",
+    "зайц": "hare",
+    "волк": "wolf",
+    "сова": "owl",
+    "совы": "owl",
+    "сову": "owl",
+    "совён": "owl",
+    "мышь": "mouse",
+    "мышк": "mouse",
+    "мышон": "mouse",
+    "белк": "squirrel",
+    "кролик": "rabbit",
     "кош": "cat",
     "собак": "dog",
     "птиц": "bird",
@@ -1429,7 +1446,10 @@ def _write_other(request: ScriptRequest, rng: random.Random) -> Script:
                 second = re.sub(r"^一.", "", second).split("的")[-1][:2]
             names.append(_first_words(second, 1))
         elif len(first.split()) >= 3:
-            names.append(first.split()[-1])
+            last = first.split()[-1]
+            # A trailing object emoji (🌟) sets the scene; it is not a character.
+            if not (all(_is_symbolic(g) for g in _graphemes(last)) and not _kind_of(last)):
+                names.append(last)
     names = [nm.strip(" ,.!?。，")[:80] or "★" for nm in names][:MAX_CHARACTERS]
     names = list(dict.fromkeys(names))
     characters = []
