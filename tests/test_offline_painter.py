@@ -103,3 +103,10 @@ async def test_character_sheet_shows_each_character_and_swatches() -> None:
     # Plain paper background: the corners are light and nearly neutral.
     corner = sheet[:40, -40:].reshape(-1, 3).mean(axis=0)
     assert corner.min() > 190
+
+
+def test_the_earliest_kind_word_wins() -> None:
+    from providers.offline.painter import figure_kind
+
+    assert figure_kind("Mia", "a girl in a fox hat") == "person"
+    assert figure_kind("Rex", "a lion with a golden mane") != "person"
