@@ -16,21 +16,7 @@ from typing import Protocol
 
 from pipeline.errors import MediaNotFound
 from pipeline.models import MediaRef
-
-EXTENSIONS = {
-    "image/png": "png",
-    "image/jpeg": "jpg",
-    "image/webp": "webp",
-    "video/mp4": "mp4",
-    "audio/wav": "wav",
-    "audio/x-wav": "wav",
-    "audio/mpeg": "mp3",
-    "application/json": "json",
-}
-
-
-def ext_for(mime: str) -> str:
-    return EXTENSIONS.get(mime, "bin")
+from providers.base import ext_for
 
 
 class MediaStore(Protocol):

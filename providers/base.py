@@ -57,6 +57,23 @@ class ContentRefused(ProviderError):
 # --------------------------------------------------------------------------- shared shapes
 
 
+EXTENSIONS = {
+    "image/png": "png",
+    "image/jpeg": "jpg",
+    "image/webp": "webp",
+    "video/mp4": "mp4",
+    "audio/wav": "wav",
+    "audio/x-wav": "wav",
+    "audio/mpeg": "mp3",
+    "application/json": "json",
+}
+
+
+def ext_for(mime: str) -> str:
+    """The file extension for a media type (``bin`` when unknown)."""
+    return EXTENSIONS.get(mime, "bin")
+
+
 class Media(BaseModel):
     """Bytes with their type. Small enough to pass around: frames, audio, short clips."""
 
@@ -67,15 +84,7 @@ class Media(BaseModel):
 
     @property
     def ext(self) -> str:
-        return {
-            "image/png": "png",
-            "image/jpeg": "jpg",
-            "image/webp": "webp",
-            "video/mp4": "mp4",
-            "audio/wav": "wav",
-            "audio/x-wav": "wav",
-            "audio/mpeg": "mp3",
-        }.get(self.mime, "bin")
+        return ext_for(self.mime)
 
 
 class Usage(BaseModel):

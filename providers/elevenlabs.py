@@ -14,6 +14,8 @@ import binascii
 import re
 from typing import Any
 
+from pydantic import SecretStr
+
 from providers.base import (
     Media,
     ProviderBadResponse,
@@ -22,8 +24,7 @@ from providers.base import (
     WordTiming,
 )
 from providers.config import ProviderSettings
-from providers.http import Probe, Service, field_of, probe, wav_from_pcm16
-from providers.pricing import PriceTable
+from providers.http import HttpProvider, Probe, field_of, probe, wav_from_pcm16
 
 NAME = "elevenlabs"
 RATE = 24000
@@ -67,30 +68,21 @@ def words_from_alignment(alignment: Any) -> list[WordTiming]:
     return words
 
 
-class ElevenLabsNarrator:
-    name: str = NAME
+class ElevenLabsNarrator(HttpProvider):
+    name = NAME
+    default_model = "eleven_multilingual_v2"
+    refusal = staticmethod(_refusal)
+
+    header = "xi-api-key"
+    scheme = ""
 
     def __init__(self, model: str, settings: ProviderSettings) -> None:
-        self.model = model or "eleven_multilingual_v2"
-        self.base_url = settings.elevenlabs_base_url.rstrip("/")
+        super().__init__(model, settings)
         self.default_voice = settings.elevenlabs_voice_id
-        self.prices = PriceTable(settings.price_overrides)
-        key = settings.elevenlabs_api_key
 
-        def auth() -> dict[str, str]:
-            secret = key.get_secret_value()
-            return {"xi-api-key": secret} if secret else {}
-
-        self.service = Service(
-            NAME, settings, auth=auth, secrets=lambda: [key.get_secret_value()], refusal=_refusal
-        )
-
-    def __repr__(self) -> str:
-        return f"ElevenLabsNarrator(model={self.model!r})"
-
-    @classmethod
-    def from_settings(cls, model: str, settings: ProviderSettings) -> ElevenLabsNarrator:
-        return cls(model, settings)
+    @staticmethod
+    def endpoint(settings: ProviderSettings) -> tuple[str, SecretStr]:
+        return settings.elevenlabs_base_url, settings.elevenlabs_api_key
 
     async def check(self) -> Probe:
         """``GET /v1/user``: the account and its quota, free."""

@@ -11,7 +11,9 @@ queue accepts for file inputs.
 from __future__ import annotations
 
 import logging
-from typing import Any, ClassVar
+from typing import Any
+
+from pydantic import SecretStr
 
 from providers.base import (
     AnimateRequest,
@@ -26,8 +28,8 @@ from providers.base import (
 )
 from providers.config import ProviderSettings
 from providers.http import (
+    HttpProvider,
     Probe,
-    Service,
     compose_prompt,
     data_uri,
     field_of,
@@ -36,7 +38,6 @@ from providers.http import (
     poll_until,
     probe,
 )
-from providers.pricing import PriceTable
 
 log = logging.getLogger(__name__)
 
@@ -73,32 +74,20 @@ def reference_fields(model: str, refs: list[CharacterRef]) -> dict[str, Any]:
     return {}
 
 
-class _FalBase:
-    name: str = NAME
-    default_model: ClassVar[str] = ""
+class _FalBase(HttpProvider):
+    name = NAME
+    refusal = staticmethod(_refusal)
+
+    scheme = "Key "
 
     def __init__(self, model: str, settings: ProviderSettings) -> None:
-        self.model = (model or self.default_model).strip("/")
-        self.base_url = settings.fal_base_url.rstrip("/")
-        self.settings = settings
-        self.prices = PriceTable(settings.price_overrides)
+        super().__init__(model, settings)
+        self.model = self.model.strip("/")
         self.poll_interval_s = settings.poll_interval_s
-        key = settings.fal_key
 
-        def auth() -> dict[str, str]:
-            secret = key.get_secret_value()
-            return {"Authorization": f"Key {secret}"} if secret else {}
-
-        self.service = Service(
-            NAME, settings, auth=auth, secrets=lambda: [key.get_secret_value()], refusal=_refusal
-        )
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(model={self.model!r})"
-
-    @classmethod
-    def from_settings(cls, model: str, settings: ProviderSettings) -> _FalBase:
-        return cls(model, settings)
+    @staticmethod
+    def endpoint(settings: ProviderSettings) -> tuple[str, SecretStr]:
+        return settings.fal_base_url, settings.fal_key
 
     @property
     def app_id(self) -> str:

@@ -22,9 +22,10 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Any, ClassVar, Literal, Self, TypeVar
 
 import httpx
+from pydantic import SecretStr
 
 from providers.base import (
     AnimateRequest,
@@ -38,6 +39,7 @@ from providers.base import (
     ProviderUnavailable,
 )
 from providers.config import ProviderSettings
+from providers.pricing import PriceTable
 
 log = logging.getLogger(__name__)
 
@@ -670,3 +672,45 @@ __all__ = [
     "redact",
     "sniff",
 ]
+
+
+class HttpProvider:
+    """What every keyed HTTP provider sets up the same way: its model, base URL, price table and
+    a :class:`Service` that sends the key as ``header: scheme + key`` and never logs it.
+    Subclasses name the service's settings in :meth:`endpoint`."""
+
+    name: ClassVar[str]
+    default_model: ClassVar[str] = ""
+    header: ClassVar[str] = "Authorization"
+    scheme: ClassVar[str] = "Bearer "
+
+    def __init__(self, model: str, settings: ProviderSettings) -> None:
+        self.model = model or self.default_model
+        base_url, key = self.endpoint(settings)
+        self.base_url = base_url.rstrip("/")
+        self.settings = settings
+        self.prices = PriceTable(settings.price_overrides)
+        header, scheme = self.header, self.scheme
+
+        def auth() -> dict[str, str]:
+            secret = key.get_secret_value()
+            return {header: f"{scheme}{secret}"} if secret else {}
+
+        self.service = Service(self.name, settings, auth=auth,
+                               secrets=lambda: [key.get_secret_value()], refusal=self.refusal)
+
+    @staticmethod
+    def endpoint(settings: ProviderSettings) -> tuple[str, SecretStr]:
+        raise NotImplementedError
+
+    @staticmethod
+    def refusal(response: Any, payload: Any) -> str | None:
+        """The service's own content-policy refusal in an answer, if it is one."""
+        return None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(model={self.model!r}, base_url={self.base_url!r})"
+
+    @classmethod
+    def from_settings(cls, model: str, settings: ProviderSettings) -> Self:
+        return cls(model, settings)

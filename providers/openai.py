@@ -16,9 +16,9 @@ import binascii
 import json
 import logging
 import re
-from typing import Any, ClassVar
+from typing import Any
 
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from providers.base import (
     ContentRefused,
@@ -36,15 +36,15 @@ from providers.base import (
 )
 from providers.config import ProviderSettings
 from providers.http import (
+    HttpProvider,
     Probe,
-    Service,
     check_media,
     compose_prompt,
     field_of,
     normalise_wav,
     probe,
 )
-from providers.pricing import PriceTable, add_usage
+from providers.pricing import add_usage
 
 log = logging.getLogger(__name__)
 
@@ -64,31 +64,13 @@ def _refusal(response: Any, payload: Any) -> str | None:
     return None
 
 
-class _OpenAIBase:
-    name: str = NAME
-    default_model: ClassVar[str] = ""
+class _OpenAIBase(HttpProvider):
+    name = NAME
+    refusal = staticmethod(_refusal)
 
-    def __init__(self, model: str, settings: ProviderSettings) -> None:
-        self.model = model or self.default_model
-        self.base_url = settings.openai_base_url.rstrip("/")
-        self.settings = settings
-        self.prices = PriceTable(settings.price_overrides)
-        key = settings.openai_api_key
-
-        def auth() -> dict[str, str]:
-            secret = key.get_secret_value()
-            return {"Authorization": f"Bearer {secret}"} if secret else {}
-
-        self.service = Service(
-            NAME, settings, auth=auth, secrets=lambda: [key.get_secret_value()], refusal=_refusal
-        )
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(model={self.model!r}, base_url={self.base_url!r})"
-
-    @classmethod
-    def from_settings(cls, model: str, settings: ProviderSettings) -> _OpenAIBase:
-        return cls(model, settings)
+    @staticmethod
+    def endpoint(settings: ProviderSettings) -> tuple[str, SecretStr]:
+        return settings.openai_base_url, settings.openai_api_key
 
     async def check(self) -> Probe:
         """``GET /models``: free, and answers 401 to a bad key."""

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any, ClassVar
+from typing import Any
+
+from pydantic import SecretStr
 
 from providers.base import (
     AnimateRequest,
@@ -25,8 +27,8 @@ from providers.base import (
 )
 from providers.config import ProviderSettings
 from providers.http import (
+    HttpProvider,
     Probe,
-    Service,
     compose_prompt,
     data_uri,
     field_of,
@@ -35,7 +37,6 @@ from providers.http import (
     poll_until,
     probe,
 )
-from providers.pricing import PriceTable
 
 log = logging.getLogger(__name__)
 
@@ -78,32 +79,17 @@ def reference_fields(model: str, refs: list[CharacterRef]) -> dict[str, Any]:
     return {}
 
 
-class _ReplicateBase:
-    name: str = NAME
-    default_model: ClassVar[str] = ""
+class _ReplicateBase(HttpProvider):
+    name = NAME
+    refusal = staticmethod(_refusal)
 
     def __init__(self, model: str, settings: ProviderSettings) -> None:
-        self.model = model or self.default_model
-        self.base_url = settings.replicate_base_url.rstrip("/")
-        self.settings = settings
-        self.prices = PriceTable(settings.price_overrides)
+        super().__init__(model, settings)
         self.poll_interval_s = settings.poll_interval_s
-        token = settings.replicate_api_token
 
-        def auth() -> dict[str, str]:
-            secret = token.get_secret_value()
-            return {"Authorization": f"Bearer {secret}"} if secret else {}
-
-        self.service = Service(
-            NAME, settings, auth=auth, secrets=lambda: [token.get_secret_value()], refusal=_refusal
-        )
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(model={self.model!r})"
-
-    @classmethod
-    def from_settings(cls, model: str, settings: ProviderSettings) -> _ReplicateBase:
-        return cls(model, settings)
+    @staticmethod
+    def endpoint(settings: ProviderSettings) -> tuple[str, SecretStr]:
+        return settings.replicate_base_url, settings.replicate_api_token
 
     @property
     def model_name(self) -> str:
