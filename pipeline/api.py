@@ -12,13 +12,20 @@ from typing import Literal
 
 from pipeline.errors import BadRequest
 from pipeline.events import EventKind, StoryEvent
-from pipeline.models import ChatRef, Status, Story, StoryOptions, UserRef
+from pipeline.models import ChatRef, Scene, Status, Story, StoryOptions, UserRef
 from pipeline.prompts import clean_idea, estimate_duration
 from pipeline.queue import abort_story_job, enqueue
 from pipeline.runtime import Runtime
 from pipeline.steps import STEP_STATUS
 
 RegenKind = Literal["frame", "clip", "voice"]
+
+
+def _redraw(scene: Scene) -> None:
+    """Forget a scene's frames so the storyboard step draws new ones (with a new seed)."""
+    scene.generation += 1
+    scene.candidates = []
+    scene.picked = None
 
 
 class StoryAPI:
@@ -91,10 +98,7 @@ class StoryAPI:
         def redraw(s: Story) -> None:
             if s.status not in (Status.awaiting_approval, Status.done):
                 raise BadRequest("new frames can be drawn once the storyboard is ready")
-            sc = s.scene(scene)
-            sc.generation += 1
-            sc.candidates = []
-            sc.picked = None
+            _redraw(s.scene(scene))
             s.transition(Status.storyboarding)
 
         story = await self.rt.store.update(story_id, redraw)
@@ -114,9 +118,7 @@ class StoryAPI:
             sc.narration = text
             sc.shot = text
             sc.duration_s = estimate_duration(text)
-            sc.generation += 1
-            sc.candidates = []
-            sc.picked = None
+            _redraw(sc)
             s.transition(Status.storyboarding)
 
         story = await self.rt.store.update(story_id, edit)
@@ -196,9 +198,7 @@ class StoryAPI:
                 raise BadRequest("a scene can be regenerated once the video is done")
             sc = s.scene(scene)
             if what == "frame":
-                sc.generation += 1
-                sc.candidates = []
-                sc.picked = None
+                _redraw(sc)
             elif what == "clip":
                 sc.take += 1
                 sc.clip = None

@@ -15,6 +15,7 @@ import socket
 import sys
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -185,26 +186,55 @@ def _options_from(api: StoryAPI, args: argparse.Namespace) -> Any:
     )
 
 
-async def make_story(args: argparse.Namespace) -> int:
+Begin = Callable[[StoryAPI, Session], Awaitable[tuple[Story, str, str]]]
+
+
+async def _in_session(out: Path | None, begin: Begin) -> int:
+    """Open the runtime and a session, start (or resume) a story with ``begin``, follow it to
+    the end and deliver the files. ``begin`` returns the story, a line to show, and the pick
+    mode to follow it with."""
     rt = await Runtime.open(get_settings())
     api = StoryAPI(rt)
-    session = Session(rt, api)
+    session = Session(rt, api, out_dir=out.parent if out else Path("storyloom-out"))
     started = time.monotonic()
     try:
-        options = _options_from(api, args)
-        if args.out is not None:
-            session.out_dir = args.out.parent
-        owner = UserRef(platform=Platform.cli, user_id=getpass.getuser())
-        chat = ChatRef(platform=Platform.cli, chat_id=socket.gethostname())
         await session.open()
-        story = await api.start_story(args.idea, owner, chat, options)
-        session.say(f"story {story.id}: {options.scenes} scenes, {options.aspect}, "
-                    f"{options.resolution} (redis {rt.target.shown})")
-        story = await session.follow(story.id, args.pick)
-        return await _finish(rt, session, story, args.out, started)
+        story, line, pick = await begin(api, session)
+        session.say(line)
+        story = await session.follow(story.id, pick)
+        return await _finish(rt, session, story, out, started)
     finally:
         await session.close()
         await rt.close()
+
+
+async def make_story(args: argparse.Namespace) -> int:
+    async def begin(api: StoryAPI, session: Session) -> tuple[Story, str, str]:
+        options = _options_from(api, args)
+        owner = UserRef(platform=Platform.cli, user_id=getpass.getuser())
+        chat = ChatRef(platform=Platform.cli, chat_id=socket.gethostname())
+        story = await api.start_story(args.idea, owner, chat, options)
+        line = (f"story {story.id}: {options.scenes} scenes, {options.aspect}, "
+                f"{options.resolution} (redis {api.rt.target.shown})")
+        return story, line, str(args.pick)
+
+    return await _in_session(args.out, begin)
+
+
+async def retry_story(args: argparse.Namespace) -> int:
+    async def begin(api: StoryAPI, session: Session) -> tuple[Story, str, str]:
+        story = await api.retry(args.story_id)
+        return story, f"story {story.id}: resuming at {story.status.value}", story.options.pick
+
+    return await _in_session(args.out, begin)
+
+
+async def regen_story(args: argparse.Namespace) -> int:
+    async def begin(api: StoryAPI, session: Session) -> tuple[Story, str, str]:
+        story = await api.regenerate(args.story_id, args.scene - 1, args.what)
+        return story, f"story {story.id}: redoing the {args.what} of scene {args.scene}", "auto"
+
+    return await _in_session(args.out, begin)
 
 
 async def _finish(rt: Runtime, session: Session, story: Story, out: Path | None,
@@ -222,35 +252,3 @@ async def _finish(rt: Runtime, session: Session, story: Story, out: Path | None,
     session.say(f"storyboard:  {sheet}")
     session.say(f"story id:    {story.id} (storyloom regen {story.id} --scene 2 --clip)")
     return 0
-
-
-async def retry_story(args: argparse.Namespace) -> int:
-    rt = await Runtime.open(get_settings())
-    api = StoryAPI(rt)
-    session = Session(rt, api)
-    started = time.monotonic()
-    try:
-        await session.open()
-        story = await api.retry(args.story_id)
-        session.say(f"story {story.id}: resuming at {story.status.value}")
-        story = await session.follow(story.id, story.options.pick)
-        return await _finish(rt, session, story, args.out, started)
-    finally:
-        await session.close()
-        await rt.close()
-
-
-async def regen_story(args: argparse.Namespace) -> int:
-    rt = await Runtime.open(get_settings())
-    api = StoryAPI(rt)
-    session = Session(rt, api)
-    started = time.monotonic()
-    try:
-        await session.open()
-        story = await api.regenerate(args.story_id, args.scene - 1, args.what)
-        session.say(f"story {story.id}: redoing the {args.what} of scene {args.scene}")
-        story = await session.follow(story.id, "auto")
-        return await _finish(rt, session, story, args.out, started)
-    finally:
-        await session.close()
-        await rt.close()

@@ -66,6 +66,15 @@ async def test_make_with_pick_ask_writes_the_video_and_sheet(rt: Runtime, tmp_pa
     assert status.returncode == 0 and "done" in status.stdout
     assert "cost:    $0.0000" in status.stdout
 
+    again = tmp_path / "films" / "whale-2.mp4"
+    regen = _run(rt, "regen", story_id, "--scene", "2", "--clip", "--out", str(again),
+                 cwd=tmp_path)
+    assert regen.returncode == 0, regen.stdout + regen.stderr
+    assert "redoing the clip of scene 2" in regen.stdout
+    assert again.is_file() and again.read_bytes() != out.read_bytes()
+    redone = await rt.store.get(story_id)
+    assert redone.scenes[1].take == 1 and redone.scenes[0].take == 0
+
 
 @pytest.mark.parametrize("idea", ["", "   ", "\x01\x02", "y" * 2500])
 def test_bad_idea_is_a_clear_message_and_nothing_is_made(rt: Runtime, idea: str,
