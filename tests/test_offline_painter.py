@@ -9,7 +9,8 @@ import pytest
 from PIL import Image
 
 from providers.base import CharacterRef, ImageRequest
-from providers.offline.painter import ProceduralPainter, character_palette
+from providers.offline.painter import ProceduralPainter
+from providers.offline.palette import character_palette
 
 MILA = CharacterRef(
     name="Mila", description="brave little girl in a red raincoat, brown hair, round glasses"
@@ -106,7 +107,7 @@ async def test_character_sheet_shows_each_character_and_swatches() -> None:
 
 
 def test_the_earliest_kind_word_wins() -> None:
-    from providers.offline.painter import figure_kind
+    from providers.offline.palette import figure_kind
 
     assert figure_kind("Mia", "a girl in a fox hat") == "person"
     assert figure_kind("Rex", "a lion with a golden mane") != "person"

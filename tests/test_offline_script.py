@@ -150,7 +150,7 @@ async def test_very_long_idea_is_cut_to_the_bounds() -> None:
 
 
 async def test_russian_animals_become_animals_and_a_trailing_star_is_not_a_character() -> None:
-    from providers.offline.painter import figure_kind
+    from providers.offline.palette import figure_kind
 
     writer = StorySpineWriter()
     script, _ = await writer.write(
@@ -170,7 +170,7 @@ async def test_russian_animals_become_animals_and_a_trailing_star_is_not_a_chara
 
 
 def test_every_animal_the_writer_knows_has_an_animal_silhouette() -> None:
-    from providers.offline.painter import figure_kind
+    from providers.offline.palette import figure_kind
     from providers.offline.script import ANIMALS
 
     drawn_as_people = [a for a in sorted(ANIMALS)
