@@ -4,7 +4,7 @@ Slash commands, button presses (:class:`~bots.discord.render.StoryButton`, whose
 carries a signed core token, so buttons outlive restarts), modal submits, mentions and reactions
 become :mod:`bots.core.intents`; the conversation core answers; answers go back as ephemeral
 followups. Every interaction is acknowledged first (a defer, or the modal it opens) and answered
-after, well inside Discord's 3 seconds. The event pump (:class:`bots.core.core.EventPump`) runs
+after, well inside Discord's 3 seconds. The event pump (:class:`bots.core.pump.EventPump`) runs
 beside the client and posts each story's status, storyboard and video in the story's thread.
 The bot needs no privileged intent: slash commands and mentions carry their text.
 """
@@ -26,7 +26,8 @@ from discord.ext import commands
 from discord.gateway import DiscordWebSocket
 
 from bots.core import intents as it
-from bots.core.core import CHOICES, SCENE_MAX, AdminCheck, Conversation, EventPump, stop_task
+from bots.core.core import CHOICES, SCENE_MAX, AdminCheck, Conversation
+from bots.core.pump import EventPump, stop_task
 from bots.core.tokens import BadToken
 from bots.core.views import AnyView, StatusView, Text
 from bots.discord.render import (

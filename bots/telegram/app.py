@@ -1,7 +1,7 @@
 """The Telegram bot: a python-telegram-bot ``Application`` translating updates into intents.
 
 Handlers build :mod:`bots.core.intents` from commands, text, button presses and reactions, ask
-the conversation core, and send its views back. The event pump (:class:`bots.core.core.EventPump`)
+the conversation core, and send its views back. The event pump (:class:`bots.core.pump.EventPump`)
 runs beside the application and posts each story's status, storyboard and video. Long polling is
 the default; with ``STORYLOOM_TELEGRAM_WEBHOOK_URL`` set, a small aiohttp server receives updates
 and checks Telegram's secret-token header.
@@ -44,8 +44,9 @@ from telegram.ext import (
 )
 
 from bots.core import intents as it
-from bots.core.core import AdminCheck, Conversation, EventPump, stop_task
+from bots.core.core import AdminCheck, Conversation
 from bots.core.delivery import ChatGone
+from bots.core.pump import EventPump, stop_task
 from bots.core.views import AnyView, Text
 from bots.telegram.render import TelegramRenderer, retry_after_s
 from pipeline.models import ChatRef, Platform, UserRef

@@ -1,0 +1,226 @@
+"""The event pump: reads a platform's story-event stream in a consumer group and renders each
+story through the platform's :class:`~bots.core.delivery.Renderer`.
+
+Every view is built from the story as stored now, and shown through the delivery records, so an
+event read twice (after a restart) edits what is there instead of posting again."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from bots.core.core import (
+    STATUS_STEP,
+    Conversation,
+    eta_seconds,
+    status_due,
+)
+from bots.core.delivery import ChatGone, Renderer
+from pipeline.errors import (
+    CorruptStory,
+    MediaNotFound,
+    StoryloomError,
+    StoryNotFound,
+)
+from pipeline.events import EventKind, StoryEvent
+from pipeline.models import ChatRef, Status, Story
+
+log = logging.getLogger(__name__)
+
+
+class EventPump:
+    """Reads the platform's event stream in a consumer group and renders each story.
+
+    Every view is built from the story as stored now (not from the event alone) and shown through
+    :class:`~bots.core.delivery.Delivery`, so an event read twice changes nothing. Progress edits
+    are throttled per story; the latest throttled one is shown when its time comes.
+    """
+
+    def __init__(
+        self,
+        conv: Conversation,
+        renderer: Renderer,
+        *,
+        consumer: str = "main",
+        group: str | None = None,
+        status_interval_s: tuple[float, float] = (1.5, 6.0),
+        block_ms: int = 500,
+        chat_filter: Callable[[ChatRef], bool] | None = None,
+        start: str = "0",
+    ) -> None:
+        self.conv = conv
+        self.renderer = renderer
+        self.platform = conv.platform
+        self.group = group or f"bot-{conv.platform.value}"
+        self.consumer = consumer
+        self.private_s, self.group_s = status_interval_s
+        self.block_ms = block_ms
+        self.chat_filter = chat_filter
+        self.start = start
+        self._last_status: dict[str, float] = {}
+        self._deferred: dict[str, StoryEvent] = {}
+        self._step_first: dict[tuple[str, str], float] = {}
+        self._failures: dict[str, int] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self.rendered = 0
+
+    @property
+    def outbox(self) -> Any:
+        return self.conv.rt.outbox
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        await self.outbox.ensure_group(self.platform, self.group, start=self.start)
+        while stop is None or not stop.is_set():
+            try:
+                await self.step()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("event pump hiccup; retrying", extra={"platform": self.platform})
+                await asyncio.sleep(1.0)
+
+    async def step(self) -> int:
+        """Read one batch, render it, flush due progress edits; returns events handled."""
+        await self.flush()
+        batch = await self.outbox.read(self.platform, self.group, self.consumer,
+                                       block_ms=self.block_ms)
+        done = 0
+        for entry_id, ev in batch:
+            try:
+                await self.process(ev)
+            except ChatGone:
+                await self.conv.delivery.mark_gone(ev.chat)
+                log.info("chat is gone; dropping its events", extra={"chat": ev.chat.key})
+            except (StoryloomError, MediaNotFound) as err:
+                log.warning("cannot render event", extra={"story_id": ev.story_id,
+                                                          "kind": ev.kind, "err": str(err)})
+            except Exception as err:
+                n = self._failures.get(entry_id, 0) + 1
+                self._failures[entry_id] = n
+                if n < 5 and _transient(err):
+                    log.warning("render failed; will retry",
+                                extra={"story_id": ev.story_id, "err": type(err).__name__})
+                    await asyncio.sleep(min(5.0, 0.5 * n))
+                    return done  # not acknowledged: read again (pending first)
+                log.exception("giving up on an event", extra={"story_id": ev.story_id})
+            self._failures.pop(entry_id, None)
+            await self.outbox.ack(self.platform, self.group, entry_id)
+            done += 1
+        return done
+
+    async def flush(self) -> None:
+        now = time.monotonic()
+        for sid, ev in list(self._deferred.items()):
+            story_chat_group = ev.chat.is_group
+            interval = self.group_s if story_chat_group else self.private_s
+            if status_due(self._last_status.get(sid), now, interval):
+                del self._deferred[sid]
+                try:
+                    story = await self.conv.api.get(sid)
+                    await self._show_status(story, ev, force=True)
+                except ChatGone:
+                    await self.conv.delivery.mark_gone(ev.chat)
+                except Exception as err:
+                    log.warning("deferred status failed", extra={"story_id": sid,
+                                                                 "err": type(err).__name__})
+
+    def _lock(self, sid: str) -> asyncio.Lock:
+        return self._locks.setdefault(sid, asyncio.Lock())
+
+    async def process(self, ev: StoryEvent) -> None:
+        d = self.conv.delivery
+        if self.chat_filter is not None and not self.chat_filter(ev.chat):
+            return
+        if await d.is_gone(ev.chat):
+            return
+        try:
+            story = await self.conv.api.get(ev.story_id)
+        except (StoryNotFound, CorruptStory):
+            return
+        async with self._lock(story.id):
+            await self._render(story, ev)
+        self.rendered += 1
+
+    async def _render(self, story: Story, ev: StoryEvent) -> None:
+        conv, d, r, chat = self.conv, self.conv.delivery, self.renderer, story.chat
+        if ev.step:
+            self._step_first.setdefault((story.id, ev.step), ev.at)
+        final = story.status in (Status.done, Status.failed, Status.cancelled,
+                                 Status.awaiting_approval)
+        if ev.kind != EventKind.notice or final:
+            await self._show_status(story, ev, force=final or ev.kind == EventKind.created)
+        if story.scenes and story.title:
+            await d.show(r, chat, conv.script_view(story))
+        shown = await d.all(story.id)
+        if ev.kind == EventKind.candidates and ev.scene is not None:
+            await self._show_scene(story, ev.scene, shown)
+        if ev.kind == EventKind.awaiting_approval or (
+            story.status == Status.awaiting_approval and ev.kind == EventKind.status
+        ):
+            for sc in story.scenes:
+                if sc.candidates:
+                    await self._show_scene(story, sc.index, shown)
+            await d.show(r, chat, conv.approve_view(story))
+        elif ev.kind == EventKind.notice and ev.scene is not None and ev.step == "pick":
+            sc = story.scene(ev.scene)
+            if f"scene:{ev.scene}:{sc.generation}" in shown:
+                await d.show(r, chat, conv.scene_view(story, ev.scene))
+        if ev.kind == EventKind.status and ev.scene is not None:
+            await self._retire_old(story, ev.scene, shown)
+        if "approve" in shown:
+            await d.show(r, chat, conv.approve_view(story))
+        if story.video is not None and story.status == Status.done:
+            await d.show(r, chat, await conv.video_view(story))
+
+    async def _show_status(self, story: Story, ev: StoryEvent, force: bool) -> None:
+        now = time.monotonic()
+        interval = self.group_s if story.chat.is_group else self.private_s
+        if not force and not status_due(self._last_status.get(story.id), now, interval):
+            self._deferred[story.id] = ev
+            return
+        self._deferred.pop(story.id, None)
+        eta = None
+        step = STATUS_STEP.get(story.status)
+        if step is not None:
+            cur = ev.current if ev.step == step else 0
+            tot = ev.total if ev.step == step else 0
+            first = self._step_first.get((story.id, step), ev.at)
+            eta = eta_seconds(step, cur, tot, max(0.0, ev.at - first), len(story.scenes) or
+                              story.options.scenes)
+        view = self.conv.status_view(story, ev, eta)
+        await self.conv.delivery.show(self.renderer, story.chat, view)
+        self._last_status[story.id] = now
+
+    async def _show_scene(self, story: Story, index: int, shown: dict[str, Any]) -> None:
+        sc = story.scene(index)
+        if not sc.candidates:
+            return
+        d, r, chat = self.conv.delivery, self.renderer, story.chat
+        await d.show(r, chat, await self.conv.album_view(story, index))
+        await d.show(r, chat, self.conv.scene_view(story, index))
+        await self._retire_old(story, index, shown)
+
+    async def _retire_old(self, story: Story, index: int, shown: dict[str, Any]) -> None:
+        gen = story.scene(index).generation
+        for slot in shown:
+            if slot.startswith(f"scene:{index}:") and slot != f"scene:{index}:{gen}":
+                await self.conv.delivery.retire(self.renderer, story.chat, story.id, slot)
+
+
+def _transient(err: BaseException) -> bool:
+    name = type(err).__name__
+    return isinstance(err, OSError | TimeoutError | ConnectionError) or name in (
+        "NetworkError", "TimedOut", "RetryAfter", "ConnectionError"
+    )
+
+
+async def stop_task(task: asyncio.Task[Any] | None) -> None:
+    if task is None:
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
