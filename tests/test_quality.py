@@ -1,4 +1,4 @@
-"""The conventions' static gates: ruff everywhere, mypy --strict on pipeline/ and providers/."""
+"""The conventions' static gates: ruff everywhere, mypy --strict on the three packages."""
 
 from __future__ import annotations
 
@@ -20,6 +20,6 @@ def test_ruff_is_clean() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_mypy_strict_on_pipeline_and_providers() -> None:
-    done = _run("mypy", "pipeline", "providers")
+def test_mypy_strict_on_pipeline_providers_and_bots() -> None:
+    done = _run("mypy", "pipeline", "providers", "bots")
     assert done.returncode == 0, done.stdout + done.stderr
