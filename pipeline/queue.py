@@ -88,6 +88,15 @@ async def enqueue(
     return None if job is None else jid
 
 
+async def last_job_step(redis: ArqRedis, story_id: str) -> str | None:
+    """The step of the story's most recently enqueued job."""
+    raw = await redis.get(f"sl:job:{story_id}")
+    if raw is None:
+        return None
+    parts = raw.decode().split(":")
+    return parts[1] if len(parts) == 3 else None
+
+
 async def abort_story_job(redis: ArqRedis, story_id: str) -> bool:
     """Abort the story's queued or running job, if any."""
     raw = await redis.get(f"sl:job:{story_id}")

@@ -45,7 +45,7 @@ from pipeline.prompts import (
     seed_for,
     slug,
 )
-from pipeline.queue import enqueue
+from pipeline.queue import enqueue, last_job_step
 from pipeline.runtime import Runtime
 from providers.base import (
     AnimateRequest,
@@ -87,11 +87,32 @@ def _cost(step: str, usage: Usage, scene: int | None = None) -> CostEntry:
     )
 
 
-async def _load(rt: Runtime, story_id: str, *allowed: Status) -> Story:
+# What each step hands the story to: the status it leaves it in and the step that comes next.
+HANDOFF: dict[str, tuple[Status, str]] = {
+    "script": (Status.casting, "cast"),
+    "cast": (Status.storyboarding, "storyboard"),
+    "storyboard": (Status.animating, "animate"),  # when frames are picked automatically
+    "animate": (Status.voicing, "voice"),
+    "voice": (Status.assembling, "assemble"),
+}
+
+
+async def _load(rt: Runtime, story_id: str, status: Status, step: str) -> Story:
+    """The story, if it is where ``step`` works; otherwise :class:`Stale`.
+
+    A step that finds the story already handed on, while the story's last job is still this
+    step's, ran before and was stopped between moving the story on and queueing the next job
+    (arq runs it again): queue that job now, so the story does not stall.
+    """
     story = await rt.store.get(story_id)
-    if story.status not in allowed:
-        raise Stale(f"story is {story.status}, not {'/'.join(allowed)}")
-    return story
+    if story.status == status:
+        return story
+    after, following = HANDOFF.get(step, (None, ""))
+    if story.status == after and await last_job_step(rt.redis, story_id) == step:
+        log.warning("queueing the next step a stopped worker did not",
+                    extra={"story_id": story_id, "step": following})
+        await enqueue(rt.redis, following, story_id, story.revision)
+    raise Stale(f"story is {story.status}, not {status}")
 
 
 def _expect(*allowed: Status) -> Callable[[Story], None]:
@@ -229,7 +250,7 @@ def apply_script(story: Story, script: Script) -> None:
 
 
 async def step_script(rt: Runtime, story_id: str, kw: dict[str, Any]) -> None:
-    story = await _load(rt, story_id, Status.drafting)
+    story = await _load(rt, story_id, Status.drafting, "script")
     _check_budget(rt, story, "script")
     await _progress(rt, story, "script", 0, 1, "writing the script")
     opts = story.options
@@ -258,7 +279,7 @@ async def step_script(rt: Runtime, story_id: str, kw: dict[str, Any]) -> None:
 
 
 async def step_cast(rt: Runtime, story_id: str, kw: dict[str, Any]) -> None:
-    story = await _load(rt, story_id, Status.casting)
+    story = await _load(rt, story_id, Status.casting, "cast")
     _check_budget(rt, story, "cast")
     todo = [c for c in story.characters if c.reference is None]
     for n, character in enumerate(todo, 1):
@@ -337,7 +358,7 @@ def _request_fingerprint(request: ImageRequest) -> str:
 
 
 async def step_storyboard(rt: Runtime, story_id: str, kw: dict[str, Any]) -> None:
-    story = await _load(rt, story_id, Status.storyboarding)
+    story = await _load(rt, story_id, Status.storyboarding, "storyboard")
     _check_budget(rt, story, "storyboard")
 
     async def draw(scene: Scene) -> Apply:
@@ -385,19 +406,22 @@ async def step_storyboard(rt: Runtime, story_id: str, kw: dict[str, Any]) -> Non
                 if sc.picked_frame() is None and sc.candidates:
                     sc.picked = sc.candidates[0].id
         s.transition(Status.awaiting_approval)
+        if auto and s.all_picked:  # one write, so there is one hand-off point
+            s.transition(Status.animating)
 
     story = await rt.store.update(story_id, gate)
     await _emit(rt, story, EventKind.awaiting_approval, step="storyboard",
                 message="every scene has candidates")
-    if auto and story.all_picked:
-        await _advance(rt, story_id, Status.awaiting_approval, Status.animating, "animate")
+    if story.status == Status.animating:
+        await _emit(rt, story, EventKind.status, step="animate", message=Status.animating.value)
+        await enqueue(rt.redis, "animate", story_id, story.revision)
 
 
 # --------------------------------------------------------------------------- animate
 
 
 async def step_animate(rt: Runtime, story_id: str, kw: dict[str, Any]) -> None:
-    story = await _load(rt, story_id, Status.animating)
+    story = await _load(rt, story_id, Status.animating, "animate")
     _check_budget(rt, story, "animate")
     width, height = story.options.frame_size()
 
@@ -445,7 +469,7 @@ async def step_animate(rt: Runtime, story_id: str, kw: dict[str, Any]) -> None:
 
 
 async def step_voice(rt: Runtime, story_id: str, kw: dict[str, Any]) -> None:
-    story = await _load(rt, story_id, Status.voicing)
+    story = await _load(rt, story_id, Status.voicing, "voice")
     _check_budget(rt, story, "voice")
 
     async def speak(scene: Scene) -> Apply:
@@ -488,7 +512,7 @@ async def step_voice(rt: Runtime, story_id: str, kw: dict[str, Any]) -> None:
 async def step_assemble(rt: Runtime, story_id: str, kw: dict[str, Any]) -> None:
     from pipeline import assemble as asm
 
-    story = await _load(rt, story_id, Status.assembling)
+    story = await _load(rt, story_id, Status.assembling, "assemble")
     await _progress(rt, story, "assemble", 0, 2, "putting the video together")
     width, height = story.options.frame_size()
     cuts = []

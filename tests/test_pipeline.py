@@ -220,3 +220,30 @@ async def test_a_damaged_story_is_marked_failed_and_the_worker_serves_the_others
     assert "idea" in info.value.reason or "scenes" in info.value.reason
     counts = await rt.store.count_by_status()
     assert counts["failed"] == 1 and counts["done"] == 1
+
+
+@pytest.mark.parametrize("lost", ["cast", "storyboard", "animate", "voice", "assemble"])
+async def test_a_worker_stopped_between_handoff_and_enqueue_does_not_stall_the_story(
+    rt: Runtime, rec: Recorder, lost: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The step moved the story on, then its worker stopped before queueing ``lost``. arq runs
+    the interrupted job again; it must queue ``lost`` instead of dropping itself as stale."""
+    import asyncio
+
+    import pipeline.steps as steps
+
+    real = steps.enqueue
+    dropped: list[str] = []
+
+    async def stop_once(redis: object, step: str, story_id: str, revision: int,
+                        **kw: object) -> str | None:
+        if step == lost and not dropped:
+            dropped.append(step)
+            raise asyncio.CancelledError  # what arq sees when a worker stops mid-job
+        return await real(redis, step, story_id, revision, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(steps, "enqueue", stop_once)
+    story = await finished(rt, await _story(rt, music=False))
+    assert dropped == [lost]
+    assert story.status == Status.done, (story.status, story.error)
+    assert rec.counts()["script"] == 1 and rec.counts()["video"] == 3
