@@ -24,7 +24,6 @@ from providers.base import (
     ImageResult,
     Media,
     ProviderBadResponse,
-    ProviderUnavailable,
 )
 from providers.config import ProviderSettings
 from providers.http import (
@@ -35,7 +34,7 @@ from providers.http import (
     field_of,
     motion_prompt,
     nearest_aspect,
-    poll_until,
+    poll_job,
     probe,
 )
 
@@ -110,29 +109,10 @@ class _FalBase(HttpProvider):
         status_url = submitted.get("status_url") or f"{base}/status"
         response_url = submitted.get("response_url") or base
         cancel_url = submitted.get("cancel_url") or f"{base}/cancel"
-
-        async def fetch() -> Any:
-            return await self.service.json("GET", status_url, kind="poll", what="status")
-
-        def finished(state: Any) -> bool:
-            status = state.get("status") if isinstance(state, dict) else None
-            if status in DONE:
-                return True
-            if status in PENDING:
-                return False
-            raise ProviderBadResponse(NAME, f"unknown queue status {status!r}")
-
-        try:
-            await poll_until(
-                self.service, fetch, finished, deadline_s=deadline_s,
-                interval_s=self.poll_interval_s, what=f"request {request_id}",
-            )
-        except ProviderUnavailable:
-            try:
-                await self.service.request("PUT", cancel_url, kind="poll", what="cancel")
-            except Exception:  # best effort: the deadline error is the one to report
-                log.debug("cancel failed", exc_info=True, extra={"provider": NAME})
-            raise
+        await poll_job(
+            self.service, status_url, done=DONE, pending=PENDING, cancel=("PUT", cancel_url),
+            deadline_s=deadline_s, interval_s=self.poll_interval_s, what=f"request {request_id}",
+        )
         return await self.service.json("GET", response_url, what="result")
 
 

@@ -644,6 +644,45 @@ async def poll_until(
         wait = min(wait * 1.5, max_interval_s)
 
 
+async def poll_job(
+    service: Service,
+    status_url: str,
+    *,
+    done: set[str],
+    pending: set[str],
+    cancel: tuple[str, str] | None,
+    deadline_s: float,
+    interval_s: float,
+    what: str,
+) -> Any:
+    """Poll a job's status URL until its ``status`` is in ``done``; an unknown status is a
+    :class:`ProviderBadResponse`. At the deadline the job is cancelled (``(method, url)``, best
+    effort, so it stops costing money) and :class:`ProviderUnavailable` is raised."""
+
+    async def fetch() -> Any:
+        return await service.json("GET", status_url, kind="poll", what="status")
+
+    def finished(state: Any) -> bool:
+        status = state.get("status") if isinstance(state, dict) else None
+        if status in done:
+            return True
+        if status in pending:
+            return False
+        raise ProviderBadResponse(service.name, f"unknown job status {status!r}")
+
+    try:
+        return await poll_until(
+            service, fetch, finished, deadline_s=deadline_s, interval_s=interval_s, what=what
+        )
+    except ProviderUnavailable:
+        if cancel is not None:
+            try:
+                await service.request(cancel[0], cancel[1], kind="poll", what="cancel")
+            except Exception:  # best effort: the deadline error is the one to report
+                log.debug("cancel failed", exc_info=True, extra={"provider": service.name})
+        raise
+
+
 def field_of(provider: str, payload: Any, *path: str | int) -> Any:
     """``payload[path...]`` or ProviderBadResponse naming the missing piece."""
     cur = payload
@@ -668,6 +707,7 @@ __all__ = [
     "field_of",
     "get_client",
     "parse_retry_after",
+    "poll_job",
     "poll_until",
     "redact",
     "sniff",

@@ -34,7 +34,7 @@ from providers.http import (
     field_of,
     motion_prompt,
     nearest_aspect,
-    poll_until,
+    poll_job,
     probe,
 )
 
@@ -124,30 +124,12 @@ class _ReplicateBase(HttpProvider):
             prediction_id = field_of(NAME, prediction, "id")
             urls = prediction.get("urls") or {}
             get_url = urls.get("get") or f"{self.base_url}/predictions/{prediction_id}"
-
-            async def fetch() -> Any:
-                return await self.service.json("GET", get_url, kind="poll", what="prediction")
-
-            def finished(state: Any) -> bool:
-                s = state.get("status") if isinstance(state, dict) else None
-                if s in TERMINAL:
-                    return True
-                if s in PENDING:
-                    return False
-                raise ProviderBadResponse(NAME, f"unknown prediction status {s!r}")
-
-            try:
-                prediction = await poll_until(
-                    self.service, fetch, finished, deadline_s=deadline_s,
-                    interval_s=self.poll_interval_s, what=f"prediction {prediction_id}",
-                )
-            except ProviderUnavailable:
-                cancel = urls.get("cancel") or f"{self.base_url}/predictions/{prediction_id}/cancel"
-                try:
-                    await self.service.request("POST", cancel, kind="poll", what="cancel")
-                except Exception:
-                    log.debug("cancel failed", exc_info=True, extra={"provider": NAME})
-                raise
+            cancel = urls.get("cancel") or f"{self.base_url}/predictions/{prediction_id}/cancel"
+            prediction = await poll_job(
+                self.service, get_url, done=TERMINAL, pending=PENDING, cancel=("POST", cancel),
+                deadline_s=deadline_s, interval_s=self.poll_interval_s,
+                what=f"prediction {prediction_id}",
+            )
         status = prediction["status"]
         if status == "succeeded":
             return prediction.get("output")
