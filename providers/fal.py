@@ -10,7 +10,6 @@ queue accepts for file inputs.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from pydantic import SecretStr
@@ -37,8 +36,6 @@ from providers.http import (
     poll_job,
     probe,
 )
-
-log = logging.getLogger(__name__)
 
 NAME = "fal"
 DONE = {"COMPLETED"}

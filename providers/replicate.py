@@ -9,7 +9,6 @@ polled at ``urls.get`` until ``succeeded``, ``failed`` or ``canceled``.
 
 from __future__ import annotations
 
-import logging
 import re
 from typing import Any
 
@@ -37,8 +36,6 @@ from providers.http import (
     poll_job,
     probe,
 )
-
-log = logging.getLogger(__name__)
 
 NAME = "replicate"
 TERMINAL = {"succeeded", "failed", "canceled", "aborted"}
