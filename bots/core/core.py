@@ -141,6 +141,16 @@ def shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
+def approve_text(view: ApproveView, bold: Callable[[str], str]) -> str:
+    """The approval message; the adapter says how to make text bold in its markup."""
+    if view.state == "approved":
+        return f"✅ {bold('Approved')} — the video is on its way."
+    if view.state == "ready":
+        return f"🎬 Every scene has a frame. Press {bold('✅ Make the video')} when you are ready."
+    return (f"🎬 {view.picked} of {view.scenes} scenes picked. Pick a frame for every scene to "
+            "make the video.")
+
+
 def status_lines(view: StatusView) -> list[str]:
     """The status as plain lines (the adapters add their markup)."""
     lines = [view.line]

@@ -20,7 +20,7 @@ from typing import Any
 
 import discord
 
-from bots.core.core import shorten, status_lines
+from bots.core.core import approve_text, shorten, status_lines
 from bots.core.delivery import ChatGone, Delivery
 from bots.core.views import (
     AlbumView,
@@ -112,12 +112,7 @@ def scene_md(view: SceneView) -> str:
 
 
 def approve_md(view: ApproveView) -> str:
-    if view.state == "approved":
-        return "✅ **Approved** — the video is on its way."
-    if view.state == "ready":
-        return "🎬 Every scene has a frame. Press **✅ Make the video** when you are ready."
-    return (f"🎬 {view.picked} of {view.scenes} scenes picked. Pick a frame for every scene to "
-            "make the video.")
+    return approve_text(view, lambda t: f"**{t}**")
 
 
 def view_md(view: AnyView) -> str:

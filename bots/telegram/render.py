@@ -28,7 +28,7 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 from telegram.warnings import PTBDeprecationWarning
 
-from bots.core.core import shorten, status_lines
+from bots.core.core import approve_text, shorten, status_lines
 from bots.core.delivery import ChatGone
 from bots.core.views import (
     AlbumView,
@@ -143,12 +143,7 @@ def scene_html(view: SceneView) -> str:
 
 
 def approve_html(view: ApproveView) -> str:
-    if view.state == "approved":
-        return "✅ <b>Approved</b> — the video is on its way."
-    if view.state == "ready":
-        return "🎬 Every scene has a frame. Press <b>✅ Make the video</b> when you are ready."
-    return (f"🎬 {view.picked} of {view.scenes} scenes picked. Pick a frame for every scene to "
-            "make the video.")
+    return approve_text(view, lambda t: f"<b>{esc(t)}</b>")
 
 
 def view_html(view: AnyView) -> str:
