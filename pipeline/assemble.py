@@ -22,7 +22,6 @@ import time
 import wave
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from functools import cache
 from pathlib import Path
 from typing import Literal
 
@@ -41,6 +40,7 @@ from pipeline.captions import (
 )
 from pipeline.errors import StoryloomError
 from providers.base import WordTiming
+from providers.offline.ffmpeg import ffmpeg_exe
 
 log = logging.getLogger(__name__)
 
@@ -239,13 +239,6 @@ def music_envelope(
 
 
 # --------------------------------------------------------------------------- ffmpeg
-
-
-@cache
-def ffmpeg_exe() -> str:
-    import imageio_ffmpeg
-
-    return str(imageio_ffmpeg.get_ffmpeg_exe())
 
 
 def _run(args: Sequence[str], what: str) -> bytes:
