@@ -19,7 +19,6 @@ import re
 import subprocess
 import tempfile
 import time
-import wave
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -41,6 +40,7 @@ from pipeline.captions import (
 from pipeline.errors import StoryloomError
 from providers.base import WordTiming
 from providers.offline.ffmpeg import ffmpeg_exe
+from providers.wav import float_wav
 
 log = logging.getLogger(__name__)
 
@@ -409,15 +409,6 @@ def _segment_args(plan: _Plan, seg: Segment, out: Path) -> list[str]:
     ]  # fmt: skip
 
 
-def _write_wav(path: Path, samples: np.ndarray, rate: int) -> None:
-    pcm = (np.clip(samples, -1.0, 1.0) * 32767.0).round().astype("<i2")
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(samples.shape[1])
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(pcm.tobytes())
-
-
 def mix_audio(spec: AssemblySpec, slots: Sequence[SceneSlot], total_s: float) -> np.ndarray:
     """The whole soundtrack, stereo float32 at ``SAMPLE_RATE``: each narration at its place on
     the timeline, the music bed looped to length and ducked under the voice."""
@@ -452,7 +443,7 @@ def mix_audio(spec: AssemblySpec, slots: Sequence[SceneSlot], total_s: float) ->
 
 def _audio_job(spec: AssemblySpec, slots: list[SceneSlot], total_s: float, work: Path) -> Path:
     wav = work / "mix.wav"
-    _write_wav(wav, mix_audio(spec, slots, total_s), SAMPLE_RATE)
+    wav.write_bytes(float_wav(mix_audio(spec, slots, total_s), SAMPLE_RATE))
     return _encode_audio(wav, work / "audio.m4a", AUDIO_KBPS)
 
 

@@ -24,7 +24,8 @@ from providers.base import (
     WordTiming,
 )
 from providers.config import ProviderSettings
-from providers.http import HttpProvider, Probe, field_of, probe, wav_from_pcm16
+from providers.http import HttpProvider, Probe, field_of, probe
+from providers.wav import pcm16_wav
 
 NAME = "elevenlabs"
 RATE = 24000
@@ -116,7 +117,7 @@ class ElevenLabsNarrator(HttpProvider):
         words = words_from_alignment(alignment)
         duration = len(pcm) / 2 / RATE
         return SpeechResult(
-            audio=Media(data=wav_from_pcm16(pcm, RATE), mime="audio/wav"),
+            audio=Media(data=pcm16_wav(pcm, RATE), mime="audio/wav"),
             duration_s=duration,
             words=words,
             usage=self.prices.usage(NAME, self.model, "character", len(request.text)),

@@ -40,6 +40,7 @@ from providers.base import (
 )
 from providers.config import ProviderSettings
 from providers.pricing import PriceTable
+from providers.wav import pcm16_wav
 
 log = logging.getLogger(__name__)
 
@@ -529,20 +530,6 @@ async def probe(
 # --------------------------------------------------------------------------- audio helpers
 
 
-def wav_from_pcm16(pcm: bytes, rate: int, channels: int = 1) -> bytes:
-    """A RIFF/WAVE file around little-endian 16-bit PCM."""
-    data_len = len(pcm)
-    header = b"".join([
-        b"RIFF", (36 + data_len).to_bytes(4, "little"), b"WAVE",
-        b"fmt ", (16).to_bytes(4, "little"), (1).to_bytes(2, "little"),
-        channels.to_bytes(2, "little"), rate.to_bytes(4, "little"),
-        (rate * channels * 2).to_bytes(4, "little"), (channels * 2).to_bytes(2, "little"),
-        (16).to_bytes(2, "little"),
-        b"data", data_len.to_bytes(4, "little"),
-    ])
-    return header + pcm
-
-
 def normalise_wav(provider: str, data: bytes) -> tuple[Media, float]:
     """A service's WAV (possibly streamed, with placeholder sizes) -> mono PCM16 WAV + seconds."""
     if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
@@ -574,7 +561,7 @@ def normalise_wav(provider: str, data: bytes) -> tuple[Media, float]:
         raise ProviderBadResponse(provider, "WAV answer holds no audio")
     if channels > 1:
         pcm = b"".join(pcm[i : i + 2] for i in range(0, len(pcm), frame))
-    return Media(data=wav_from_pcm16(pcm, rate), mime="audio/wav"), len(pcm) / 2 / rate
+    return Media(data=pcm16_wav(pcm, rate), mime="audio/wav"), len(pcm) / 2 / rate
 
 
 # --------------------------------------------------------------------------- request shaping

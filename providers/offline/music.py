@@ -8,8 +8,6 @@ key and the voicing details, so two stories with the same mood still sound diffe
 from __future__ import annotations
 
 import asyncio
-import io
-import wave
 import zlib
 from dataclasses import dataclass
 
@@ -17,6 +15,7 @@ import numpy as np
 
 from providers.base import Media, MusicRequest, MusicResult, Usage
 from providers.config import ProviderSettings
+from providers.wav import float_wav
 
 NAME = "offline"
 MODEL = "ambient-bed"
@@ -112,14 +111,7 @@ def compose(duration_s: float, mood: str = "calm", seed: int = 0) -> bytes:
     peak = float(np.max(np.abs(out)))
     if peak > 0:
         out *= np.float32(10 ** (PEAK_DBFS / 20) / peak)
-    pcm = np.rint(out.T * 32767).astype("<i2")
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as wav:
-        wav.setnchannels(2)
-        wav.setsampwidth(2)
-        wav.setframerate(RATE)
-        wav.writeframes(pcm.tobytes())
-    return buf.getvalue()
+    return float_wav(out.T, RATE)
 
 
 def _chord(scale: tuple[int, ...], root: int, degree: int, *, add_ninth: bool) -> list[int]:

@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import io
 import re
 import threading
 import unicodedata
-import wave
 
 import numpy as np
 from piper import PiperVoice, SynthesisConfig
@@ -31,6 +29,7 @@ from providers.base import (
     WordTiming,
 )
 from providers.config import ProviderSettings
+from providers.wav import float_wav
 
 NAME = "offline"
 MODEL = "piper:en_US-joe-medium"
@@ -276,15 +275,7 @@ def synthesize(
             WordTiming(text=t.text, start_s=t.start_s * stretch, end_s=t.end_s * stretch)
             for t in timings
         ]
-    pcm = np.clip(np.rint(audio * 32767), -32767, 32767).astype("<i2")
-
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(rate)
-        wav.writeframes(pcm.tobytes())
-    return buf.getvalue(), pcm.size / rate, timings
+    return float_wav(audio, rate), audio.size / rate, timings
 
 
 class PiperNarrator:
