@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from PIL import Image, ImageDraw
 
 from providers.base import CharacterRef
+from providers.offline import stable_hash
 from providers.offline.palette import (
     INK,
     RGB,
-    _digest,
     _shade,
     character_palette,
     figure_kind,
@@ -35,7 +35,7 @@ class Figure:
     @classmethod
     def of(cls, ref: CharacterRef) -> Figure:
         desc = ref.description.lower()
-        rng = random.Random(_digest(f"{ref.name}|{ref.description}|shape"))
+        rng = random.Random(stable_hash(f"{ref.name}|{ref.description}|shape"))
         return cls(
             name=ref.name,
             kind=figure_kind(ref.name, ref.description),

@@ -5,13 +5,14 @@ same character looks the same in every frame)."""
 from __future__ import annotations
 
 import colorsys
-import hashlib
 import random
 import re
 from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
+
+from providers.offline import stable_hash
 
 RGB = tuple[int, int, int]
 TimeOfDay = Literal["dawn", "day", "dusk", "night"]
@@ -195,10 +196,6 @@ INK: RGB = (40, 34, 42)
 # --------------------------------------------------------------------------- colour helpers
 
 
-def _digest(text: str) -> int:
-    return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big")
-
-
 def _mix(a: RGB, b: RGB, t: float) -> RGB:
     return (
         int(a[0] + (b[0] - a[0]) * t),
@@ -241,7 +238,7 @@ def figure_kind(name: str, description: str) -> str:
 def character_palette(name: str, description: str) -> list[RGB]:
     """[main, secondary, accent (hair, mane, fins), skin or belly]: colour words of the
     description where present, else stable choices hashed from the name and description."""
-    rng = random.Random(_digest(f"{name}|{description}"))
+    rng = random.Random(stable_hash(f"{name}|{description}"))
     kind = figure_kind(name, description)
     words = re.findall(r"[a-z]+(?:-[a-z]+)*", description.lower())
     clothes: list[RGB] = []

@@ -9,7 +9,6 @@ narration is built from the idea's own clauses. The same request always gives th
 
 from __future__ import annotations
 
-import hashlib
 import random
 import re
 import unicodedata
@@ -18,6 +17,7 @@ from typing import Literal, Self
 
 from providers.base import CharacterSpec, SceneSpec, Script, ScriptRequest, Usage
 from providers.config import ProviderSettings
+from providers.offline import stable_hash
 from providers.offline.lexicon import (
     ADJECTIVES,
     ADVERBS,
@@ -62,10 +62,6 @@ MAX_CHARACTERS = 4
 WORD_RE = re.compile(r"[A-Za-z][A-Za-z'’-]*|[.,;:!?]")
 CLAUSE_SPLIT = re.compile(r"[.,;:!?…。，、！？；：،؛؟\n]+")
 SENTENCE_END = frozenset(".!?;")
-
-
-def _digest(text: str) -> int:
-    return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big")
 
 
 # --------------------------------------------------------------------------- verbs
@@ -456,7 +452,7 @@ def _name(p: Phrase) -> str:
 
 
 def _describe(p: Phrase, idea_text: str) -> str:
-    rng = random.Random(_digest(_name(p) + "|" + idea_text.lower()))
+    rng = random.Random(stable_hash(_name(p) + "|" + idea_text.lower()))
     adjs = p.adjectives
     colours = [a for a in adjs if a in COLOURS]
     plain = [a for a in adjs if a not in COLOURS]
@@ -916,7 +912,7 @@ def _write_other(request: ScriptRequest, rng: random.Random) -> Script:
     names = list(dict.fromkeys(names))
     characters = []
     for nm in names:
-        crng = random.Random(_digest(nm))
+        crng = random.Random(stable_hash(nm))
         kind = _kind_of(nm)
         uname = " ".join(_unicode_words(nm)).lower() if all(_is_symbolic(g) for g in nm) else ""
         if kind:
@@ -1008,7 +1004,7 @@ class StorySpineWriter:
         return cls()
 
     def compose(self, request: ScriptRequest) -> Script:
-        rng = random.Random(_digest(f"{request.idea}|{request.scenes}|{request.style}"))
+        rng = random.Random(stable_hash(f"{request.idea}|{request.scenes}|{request.style}"))
         if _is_english(request):
             return _write_english(request, parse_idea(request.idea), rng)
         return _write_other(request, rng)
