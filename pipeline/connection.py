@@ -9,6 +9,7 @@ the next start. A file lock makes two processes starting at once agree on one se
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import contextlib
 import fcntl
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from arq.connections import ArqRedis
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
@@ -138,16 +140,27 @@ def resolve_target(settings: Settings) -> RedisTarget:
     return ensure_embedded(settings.data_dir)
 
 
-async def connect(settings: Settings, target: RedisTarget | None = None) -> Redis:
-    """An asyncio Redis client that has answered PING, or :class:`RedisUnavailable`."""
-    target = target or resolve_target(settings)
-    client: Redis = Redis.from_url(
-        target.url, socket_connect_timeout=5, socket_timeout=30, health_check_interval=30
-    )
+async def open_redis(settings: Settings) -> tuple[RedisTarget, ArqRedis]:
+    """The Redis in use and a client for it, or :class:`RedisUnavailable` straight away.
+
+    The client a process keeps retries for about two minutes so it rides out a Redis restart;
+    start-up must not wait that long on a wrong URL, so a client without retries asks first.
+    Starting the embedded server is blocking work, done off the event loop.
+    """
+    target = await asyncio.to_thread(resolve_target, settings)
+    probe: Redis = Redis.from_url(target.url, socket_connect_timeout=5, socket_timeout=10)
     try:
-        await client.ping()
+        await probe.ping()
     except (RedisError, OSError) as err:
-        await client.aclose()
         reason = str(err).replace(target.url, target.shown) or type(err).__name__
         raise RedisUnavailable(f"cannot reach Redis at {target.shown}: {reason}") from None
-    return client
+    finally:
+        await probe.aclose()
+    client = ArqRedis.from_url(
+        target.url,
+        socket_connect_timeout=5,
+        health_check_interval=30,
+        retry=riding_out_restarts(),
+        retry_on_error=RETRY_ON,
+    )
+    return target, client

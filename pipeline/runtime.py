@@ -8,13 +8,7 @@ from typing import TYPE_CHECKING
 
 from arq.connections import ArqRedis
 
-from pipeline.connection import (
-    RETRY_ON,
-    RedisTarget,
-    connect,
-    resolve_target,
-    riding_out_restarts,
-)
+from pipeline.connection import RedisTarget, open_redis
 from pipeline.events import Outbox
 from pipeline.media import MediaStore, open_media_store
 from pipeline.settings import Settings
@@ -37,16 +31,7 @@ class Runtime:
 
     @classmethod
     async def open(cls, settings: Settings) -> Runtime:
-        target = resolve_target(settings)
-        probe = await connect(settings, target)  # raises RedisUnavailable with a clear message
-        await probe.aclose()
-        redis = ArqRedis.from_url(
-            target.url,
-            socket_connect_timeout=5,
-            health_check_interval=30,
-            retry=riding_out_restarts(),
-            retry_on_error=RETRY_ON,
-        )
+        target, redis = await open_redis(settings)
         return cls(
             settings=settings,
             target=target,
