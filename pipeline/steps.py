@@ -11,7 +11,6 @@ regeneration redoes one scene and reuses everything else.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import tempfile
 from collections.abc import Awaitable, Callable
@@ -323,15 +322,17 @@ async def step_cast(rt: Runtime, story_id: str, kw: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------- storyboard
 
 
-async def _frame_request(rt: Runtime, story: Story, scene: Scene) -> ImageRequest:
+async def _cast_refs(rt: Runtime, story: Story) -> dict[str, CharacterRef]:
+    """Each character as image requests carry it, its reference sheet read once per step."""
+    return {
+        c.id: CharacterRef(name=c.name, description=c.description,
+                           reference=await _media(rt, c.reference) if c.reference else None)
+        for c in story.characters
+    }
+
+
+def _frame_request(story: Story, scene: Scene, cast: dict[str, CharacterRef]) -> ImageRequest:
     width, height = story.options.frame_size()
-    refs = []
-    for cid in scene.characters:
-        c = story.character(cid)
-        if c is None:
-            continue
-        sheet = await _media(rt, c.reference) if c.reference else None
-        refs.append(CharacterRef(name=c.name, description=c.description, reference=sheet))
     return ImageRequest(
         prompt=frame_prompt(story, scene),
         negative_prompt=NEGATIVE,
@@ -340,30 +341,33 @@ async def _frame_request(rt: Runtime, story: Story, scene: Scene) -> ImageReques
         seed=seed_for(story.id, "frame", scene.index, scene.generation),
         count=story.options.candidates,
         style=story.options.style,
-        characters=refs,
+        characters=[cast[cid] for cid in scene.characters if cid in cast],
         setting=scene.setting,
         time_of_day=scene.time_of_day,
         framing=scene.framing,
     )
 
 
-def _request_fingerprint(request: ImageRequest) -> str:
-    """The request as a cache key part: reference images by hash, not by bytes."""
-    data = request.model_dump(mode="json", exclude={"characters"})
-    refs = [
-        (c.name, c.description, hashlib.sha256(c.reference.data).hexdigest() if c.reference else "")
-        for c in request.characters
+def _frame_key(rt: Runtime, story: Story, scene: Scene, request: ImageRequest) -> str:
+    """The cache key of a frame request; reference sheets count by their media key (a hash of
+    their bytes), so the key needs no hashing of images."""
+    sheets = [
+        (c.name, c.description, c.reference.key if c.reference else "")
+        for c in (story.character(cid) for cid in scene.characters)
+        if c is not None
     ]
-    return f"{data}|{refs}"
+    return input_key("frame", request.model_dump_json(exclude={"characters"}), sheets,
+                     _chain_spec(rt, "image"))
 
 
 async def step_storyboard(rt: Runtime, story_id: str, kw: dict[str, Any]) -> None:
     story = await _load(rt, story_id, Status.storyboarding, "storyboard")
     _check_budget(rt, story, "storyboard")
+    cast = await _cast_refs(rt, story)
 
     async def draw(scene: Scene) -> Apply:
-        request = await _frame_request(rt, story, scene)
-        key = input_key("frame", _request_fingerprint(request), _chain_spec(rt, "image"))
+        request = _frame_request(story, scene, cast)
+        key = _frame_key(rt, story, scene, request)
 
         async def call() -> tuple[list[Media], Usage, Any]:
             result = await retry_refused(
