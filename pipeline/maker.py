@@ -24,6 +24,7 @@ from pipeline.errors import StoryloomError
 from pipeline.events import EventKind, StoryEvent
 from pipeline.models import ChatRef, Platform, Status, Story, UserRef
 from pipeline.prompts import slug
+from pipeline.queue import worker_alive
 from pipeline.runtime import Runtime
 from pipeline.settings import get_settings
 from pipeline.worker import BackgroundWorker
@@ -36,12 +37,6 @@ STEP_LABELS = {
     "voice": "recording the narration",
     "assemble": "assembling the video",
 }
-
-
-async def worker_alive(rt: Runtime) -> bool:
-    async for _ in rt.redis.scan_iter(match="sl:worker:*", count=100):
-        return True
-    return False
 
 
 class Session:
@@ -64,7 +59,7 @@ class Session:
 
     async def open(self) -> None:
         await self.rt.outbox.ensure_group(Platform.cli, self.group, start="$")
-        if not await worker_alive(self.rt):
+        if not await worker_alive(self.rt.redis):
             self.worker = BackgroundWorker(self.rt.settings, self.rt)
             self.worker.start()
             self.say("(no worker running: working in this process)")

@@ -131,6 +131,13 @@ async def _heartbeat(redis: ArqRedis, worker_id: str) -> None:
         await asyncio.sleep(HEARTBEAT_S)
 
 
+async def worker_alive(redis: ArqRedis) -> bool:
+    """True when some worker's heartbeat is fresh (any process, any machine)."""
+    async for _ in redis.scan_iter(match="sl:worker:*", count=100):
+        return True
+    return False
+
+
 async def release_orphans(redis: ArqRedis) -> list[str]:
     """Free the in-progress locks of jobs whose worker stopped beating (it was killed)."""
     released = []

@@ -184,12 +184,12 @@ class ConsoleChat:
         self.started: list[str] = []
 
     async def open(self) -> None:
-        from pipeline.maker import worker_alive
+        from pipeline.queue import worker_alive
         from pipeline.worker import BackgroundWorker
 
         await self.rt.outbox.ensure_group(Platform.console, self.group, start="$")
         self._tasks.append(asyncio.create_task(self.pump.run()))
-        if not await worker_alive(self.rt):
+        if not await worker_alive(self.rt.redis):
             self.worker = BackgroundWorker(self.rt.settings, self.rt)
             self.worker.start()
             self.renderer.say("(no worker running: working in this process)")

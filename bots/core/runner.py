@@ -12,7 +12,7 @@ import signal
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from pipeline.maker import worker_alive
+from pipeline.queue import worker_alive
 from pipeline.runtime import Runtime
 from pipeline.settings import Settings
 from pipeline.worker import BackgroundWorker
@@ -42,7 +42,7 @@ async def serve(
     bot = await make_bot(rt)
     try:
         want = settings.bot_worker if with_worker is None else with_worker
-        if want and not await worker_alive(rt):
+        if want and not await worker_alive(rt.redis):
             worker = BackgroundWorker(settings, rt)
             worker.start()
         me = await bot.start()
