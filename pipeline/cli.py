@@ -13,6 +13,7 @@ from typing import Any
 
 from pipeline.errors import RedisUnavailable, SettingsError, StoryloomError
 from pipeline.logs import setup_logging
+from pipeline.models import Story
 
 log = logging.getLogger("storyloom")
 
@@ -73,7 +74,7 @@ async def _status(args: argparse.Namespace) -> int:
     try:
         if args.story_id:
             story = await rt.store.get(args.story_id)
-            print(_describe(story, rt))
+            print(_describe(story))
             return 0
         counts = await rt.store.count_by_status()
         print(f"redis:  {rt.target.shown}")
@@ -87,7 +88,7 @@ async def _status(args: argparse.Namespace) -> int:
         await rt.close()
 
 
-def _describe(story: Any, rt: Any) -> str:
+def _describe(story: Story) -> str:
     lines = [
         f"{story.id}  {story.title or '(untitled)'}",
         f"  status:  {story.status.value}" + (f" ({story.error})" if story.error else ""),
