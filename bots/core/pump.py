@@ -31,6 +31,9 @@ from pipeline.models import ChatRef, Status, Story
 
 log = logging.getLogger(__name__)
 
+# States whose status line is shown by the event that reached them, never by a deferred update.
+FINAL_VIEWS = frozenset({Status.done, Status.failed, Status.cancelled, Status.awaiting_approval})
+
 
 class EventPump:
     """Reads the platform's event stream in a consumer group and renders each story.
@@ -121,7 +124,10 @@ class EventPump:
                 del self._deferred[sid]
                 try:
                     story = await self.conv.api.get(sid)
-                    await self._show_status(story, ev, force=True)
+                    if story.status in FINAL_VIEWS:
+                        continue  # the event that got it there shows it, in order
+                    async with self._lock(sid):
+                        await self._show_status(story, ev, force=True)
                 except ChatGone:
                     await self.conv.delivery.mark_gone(ev.chat)
                 except Exception as err:
@@ -149,8 +155,10 @@ class EventPump:
         conv, d, r, chat = self.conv, self.conv.delivery, self.renderer, story.chat
         if ev.step:
             self._step_first.setdefault((story.id, ev.step), ev.at)
-        final = story.status in (Status.done, Status.failed, Status.cancelled,
-                                 Status.awaiting_approval)
+        final = story.status in FINAL_VIEWS
+        finished = story.video is not None and story.status == Status.done
+        if finished:  # the video lands before the status line says it is ready
+            await d.show(r, chat, await conv.video_view(story))
         if ev.kind != EventKind.notice or final:
             await self._show_status(story, ev, force=final or ev.kind == EventKind.created)
         if story.scenes and story.title:
@@ -173,8 +181,6 @@ class EventPump:
             await self._retire_old(story, ev.scene, shown)
         if "approve" in shown:
             await d.show(r, chat, conv.approve_view(story))
-        if story.video is not None and story.status == Status.done:
-            await d.show(r, chat, await conv.video_view(story))
 
     async def _show_status(self, story: Story, ev: StoryEvent, force: bool) -> None:
         now = time.monotonic()
