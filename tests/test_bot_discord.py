@@ -34,6 +34,7 @@ from pipeline.models import (
 from pipeline.runtime import Runtime
 from tests.fakes.base import mp4, png
 from tests.fakes.discord_api import APP_ID, TOKEN, FakeDiscord, Msg, user
+from tests.pipeline_helpers import unacknowledged
 
 ALICE, BOB, CAROL, DAVE = 701, 702, 703, 704
 COLORS = [(200, 80, 40), (40, 160, 90), (60, 90, 200), (220, 200, 60)]
@@ -481,8 +482,7 @@ async def test_no_thread_permission_deleted_thread_and_no_attach(
                                if "Animating" in m.content], what="status in the channel")
     assert len(dc.find(world.cid, "thread was deleted")) == 1  # said once
     assert (await rt.store.get(story.id)).scenes[0].picked == "1a1"  # nothing lost
-    pending = await rt.redis.xpending("sl:events:discord", "bot-discord")
-    assert pending["pending"] == 0
+    assert await unacknowledged(rt, "discord") == 0
 
 
 async def test_video_over_the_limit_becomes_a_link(
@@ -509,6 +509,56 @@ async def test_video_over_the_limit_becomes_a_link(
     await dc.wait_for(lambda: [m for m in dc.messages.values() if any(
         a["filename"] == "story.mp4" and a["size"] > 11 * 2**20 for a in m.attachments)],
         what="boosted upload")
+
+
+async def test_a_lower_limit_than_reported_still_delivers_a_link(
+    world: World, dc: FakeDiscord, rt: Runtime
+) -> None:
+    from pipeline.media import open_media_store
+
+    rt.media = open_media_store("local", rt.settings.media_path, "https://media.example")
+    world.guild["premium_tier"] = 2
+    await world.start()
+    story = await board(rt, world.chat(), duser(ALICE))
+    it = await dc.slash(world.channel, world.alice, "status", story=story.id)
+    await dc.answered(it)  # Discord reported 50 MiB for this channel
+    tid = await the_board(dc, world)
+    world.guild["premium_tier"] = 0  # the boost lapsed: uploads over 10 MiB are refused
+    await finish(rt, story.id, size=11 * 2**20)
+    msg = await dc.wait_for(lambda: dc.find(tid, "upload limit"), what="link", channel_id=tid)
+    assert [e[1] for e in dc.errors] == [40005]  # it tried once, got 413, and fell back
+    assert "https://media.example/" in msg[0].content
+    assert [a["filename"] for a in msg[0].attachments] == ["storyboard.png"]
+    await dc.wait_for(lambda: dc.find(tid, "The video is ready"), what="status done")
+
+
+async def test_an_archived_thread_is_reopened_by_the_next_post(
+    world: World, dc: FakeDiscord, rt: Runtime
+) -> None:
+    await world.start()
+    story = await board(rt, world.chat(), duser(ALICE))
+    tid = await the_board(dc, world)
+    await dc.archive(dc.channels[tid])
+    story = await rt.store.update(story.id, lambda s: setattr(s, "status", Status.animating))
+    await rt.outbox.publish(StoryEvent.of(story, EventKind.status, step="animate"))
+    await dc.wait_for(lambda: dc.find(tid, "Animating"), what="status after archive",
+                      channel_id=tid)
+    # the first edit is refused (an edit cannot reach an archived thread); that view is posted
+    # anew, which reopens the same thread, and its old copy loses its buttons
+    assert [e[1] for e in dc.errors] == [50083]
+    refused = int(dc.errors[0][0].rsplit("/", 1)[1])
+    assert dc.channels[tid]["thread_metadata"]["archived"] is False
+    assert len(dc.threads_of(world.channel)) == 1
+    await dc.wait_for(lambda: dc.messages[refused].components == [], what="old copy disarmed",
+                      channel_id=tid)
+    # later updates edit in place again
+    await rt.outbox.publish(StoryEvent.of(story, EventKind.progress, step="animate", current=1,
+                                          total=3))
+    await dc.wait_for(lambda: dc.find(tid, "2 of 3"), what="progress edit", channel_id=tid,
+                      within=10)
+    assert len(dc.find(tid, "Animating")) == 1
+    assert [e[1] for e in dc.errors] == [50083]
+    assert await unacknowledged(rt, "discord") == 0
 
 
 async def test_a_429_is_waited_out(world: World, dc: FakeDiscord, rt: Runtime) -> None:
@@ -552,8 +602,7 @@ async def test_restart_mid_story_buttons_keep_working(
     it = await dc.press(dc.channels[tid], world.alice, m1, m1.button("3")["custom_id"])
     assert await dc.answered(it) == ["Scene 1: frame 3 ✓"]
     assert len(dc.identifies) == 2
-    pending = await rt.redis.xpending("sl:events:discord", "bot-discord")
-    assert pending["pending"] == 0
+    assert await unacknowledged(rt, "discord") == 0
 
 
 async def test_sharded_and_owner_sync(world: World, dc: FakeDiscord) -> None:

@@ -31,6 +31,7 @@ from pipeline.models import (
 from pipeline.runtime import Runtime
 from tests.fakes.base import mp4, png
 from tests.fakes.telegram_api import TOKEN, FakeTelegram, Msg
+from tests.pipeline_helpers import unacknowledged
 
 ALICE, BOB, CAROL = 1001, 1002, 1003
 GROUP = -100555
@@ -481,8 +482,7 @@ async def test_restart_mid_story_resumes_without_duplicates(
     status = [m for m in tg.log(ALICE) if m.kind == "text" and "Keeper" in m.text
               and "Scenes" not in m.text]
     assert len(status) == 1 and "storyboard is ready" in status[0].text
-    pending = await rt.redis.xpending("sl:events:telegram", "bot-telegram")
-    assert pending["pending"] == 0
+    assert await unacknowledged(rt, "telegram") == 0
     assert tg.errors == []
 
 
@@ -503,8 +503,7 @@ async def test_bot_removed_from_group_mid_story(
                                               current=n + 1, total=3))
     await asyncio.sleep(0.8)
     assert not [r for r in tg.requests[sends:] if "/send" in r.path or "/edit" in r.path]
-    pending = await rt.redis.xpending("sl:events:telegram", "bot-telegram")
-    assert pending["pending"] == 0  # acknowledged, not stuck
+    assert await unacknowledged(rt, "telegram") == 0  # acknowledged, not stuck
     assert (await rt.store.get(story.id)).status == Status.animating  # the story is intact
 
 
@@ -517,8 +516,7 @@ async def test_bot_discovers_a_kick_by_a_403(bots: Bots, tg: FakeTelegram, rt: R
     await asyncio.sleep(0.5)
     forbidden = [e for e in tg.errors if e[1].startswith("Forbidden")]
     assert len(forbidden) <= 2  # it stops trying instead of hammering the chat
-    pending = await rt.redis.xpending("sl:events:telegram", "bot-telegram")
-    assert pending["pending"] == 0
+    assert await unacknowledged(rt, "telegram") == 0
 
 
 async def test_a_429_is_waited_out_never_dropped(bots: Bots, tg: FakeTelegram, rt: Runtime

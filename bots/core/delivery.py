@@ -131,7 +131,19 @@ class Delivery:
         for i, ref in enumerate(refs):
             index = i + 1 if isinstance(view, AlbumView) else 0
             await self.link(chat, ref, Link(story_id=view.story_id, slot=view.slot, index=index))
+        if prev is not None and prev.refs and prev.refs != refs:
+            await self._disarm(renderer, chat, prev.refs)
         return refs
+
+    @staticmethod
+    async def _disarm(renderer: Renderer, chat: ChatRef, refs: list[str]) -> None:
+        """The old copy of a view that had to be posted anew loses its buttons, best effort: a
+        stale button is refused anyway, and the new copy is already recorded."""
+        try:
+            await renderer.retire(chat, refs)
+        except Exception as err:
+            log.info("could not take the buttons off an old message",
+                     extra={"chat": chat.key, "err": type(err).__name__})
 
     async def retire(self, renderer: Renderer, chat: ChatRef, story_id: str, slot: str) -> None:
         prev = await self.get(story_id, slot)

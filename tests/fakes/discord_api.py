@@ -399,6 +399,18 @@ class FakeDiscord(FakeService):
                             {"id": str(cid), "guild_id": channel.get("guild_id"),
                              "parent_id": channel.get("parent_id"), "type": channel["type"]})
 
+    async def archive(self, thread: dict[str, Any]) -> None:
+        """Archive a thread as Discord does after inactivity: edits are refused (50083) until
+        a new message, which unarchives it."""
+        thread["thread_metadata"]["archived"] = True
+        await self.dispatch("THREAD_UPDATE", thread)
+
+    async def _unarchive(self, ch: dict[str, Any]) -> None:
+        meta = ch.get("thread_metadata")
+        if meta and meta["archived"]:
+            meta["archived"] = False
+            await self.dispatch("THREAD_UPDATE", ch)
+
     # ------------------------------------------------------------------ what the test reads
 
     def log(self, channel_id: int | str, *, bot_only: bool = True,
@@ -501,6 +513,7 @@ class FakeDiscord(FakeService):
                 ch = self._channel(int(cid))
                 headers = self._limit(int(cid))
                 msg = self._new_message(ch, body, files, need="send_messages")
+                await self._unarchive(ch)  # a new message reopens an archived thread
                 return 200, self.message_json(msg), headers
             case "PATCH", ["channels", cid, "messages", mid]:
                 headers = self._limit(int(cid))
@@ -673,6 +686,8 @@ class FakeDiscord(FakeService):
     def _edit(self, cid: int, mid: int, body: dict[str, Any],
               files: list[tuple[str, bytes]]) -> Msg:
         msg = self._message(cid, mid)
+        if self.channels.get(cid, {}).get("thread_metadata", {}).get("archived"):
+            raise ApiError(400, 50083, "Thread is archived")
         if not msg.from_bot:
             raise ApiError(403, 50005, "Cannot edit a message authored by another user")
         self._check_content(body)
