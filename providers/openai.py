@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
@@ -238,16 +239,35 @@ def image_size(model: str, width: int, height: int) -> str:
 class OpenAIImageGenerator(_OpenAIBase):
     default_model = "gpt-image-1"
 
+    @property
+    def per_call(self) -> int:
+        """Images one request may ask for: dall-e-3 draws one (n=1), the others up to 10."""
+        return 1 if self.model.startswith("dall-e-3") else 10
+
+    @property
+    def takes_references(self) -> bool:
+        """dall-e models cannot draw from reference sheets (dall-e-3 has no edits, dall-e-2's
+        edits want one square mask image): their prompt carries the characters' descriptions."""
+        return not self.model.startswith("dall-e")
+
     async def generate(self, request: ImageRequest) -> ImageResult:
+        batches = [min(self.per_call, request.count - start)
+                   for start in range(0, request.count, self.per_call)]
+        drawn = await asyncio.gather(*(self._call(request, n) for n in batches))
+        images = [image for batch in drawn for image in batch]
+        usage = self.prices.usage(NAME, self.model, "image", len(images))
+        return ImageResult(
+            images=images, seeds=[request.seed + i for i in range(len(images))], usage=usage
+        )
+
+    async def _call(self, request: ImageRequest, n: int) -> list[Media]:
         prompt = compose_prompt(request)
         size = image_size(self.model, request.width, request.height)
         refs = [c for c in request.characters if c.reference is not None]
-        fields: dict[str, Any] = {
-            "model": self.model, "prompt": prompt, "n": request.count, "size": size,
-        }
+        fields: dict[str, Any] = {"model": self.model, "prompt": prompt, "n": n, "size": size}
         if self.model.startswith("dall-e"):
             fields["response_format"] = "b64_json"
-        if refs:
+        if refs and self.takes_references:
             files = [
                 ("image[]", (f"{i}-{c.name}.{c.reference.ext}", c.reference.data, c.reference.mime))
                 for i, c in enumerate(refs)
@@ -265,11 +285,7 @@ class OpenAIImageGenerator(_OpenAIBase):
         items = field_of(NAME, payload, "data")
         if not isinstance(items, list) or not items:
             raise ProviderBadResponse(NAME, "image answer has no data")
-        images = [await self._image(item) for item in items]
-        usage = self.prices.usage(NAME, self.model, "image", len(images))
-        return ImageResult(
-            images=images, seeds=[request.seed + i for i in range(len(images))], usage=usage
-        )
+        return [await self._image(item) for item in items]
 
     async def _image(self, item: Any) -> Media:
         if isinstance(item, dict) and isinstance(item.get("b64_json"), str):

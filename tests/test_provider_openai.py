@@ -134,6 +134,23 @@ async def test_reference_sheets_go_to_edits_as_multipart(fake: FakeOpenAI) -> No
     assert sent.form["model"] == "gpt-image-1" and sent.form["size"] == "1024x1024"
 
 
+async def test_dall_e_3_draws_one_image_per_request_without_references(
+    fake: FakeOpenAI
+) -> None:
+    gen = make(OpenAIImageGenerator, fake, "dall-e-3")
+    result = await gen.generate(ImageRequest(
+        prompt="they meet", width=720, height=1280, seed=7, count=3,
+        characters=[CharacterRef(name="Mara", description="yellow coat",
+                                 reference=Media(data=REF_A, mime="image/png"))],
+    ))
+    sent = [c.json for c in fake.calls("POST", "/v1/images/generations")]
+    assert [s["n"] for s in sent] == [1, 1, 1]  # the API refuses n > 1 for dall-e-3
+    assert all(s["size"] == "1024x1792" and "Mara: yellow coat" in s["prompt"] for s in sent)
+    assert not fake.calls("POST", "/v1/images/edits")  # dall-e-3 has no edits
+    assert len(result.images) == 3 and result.seeds == [7, 8, 9]
+    assert result.usage.units == 3
+
+
 async def test_image_moderation_block_is_content_refused(fake: FakeOpenAI) -> None:
     fake.script("POST", "/v1/images/generations", 400, load("openai_image_moderation_blocked.json"))
     with pytest.raises(ContentRefused, match="safety system"):
