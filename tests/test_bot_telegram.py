@@ -408,7 +408,7 @@ async def test_reactions_pick_and_redraw(bots: Bots, tg: FakeTelegram, rt: Runti
     tg.react(chat, alice, frames[1].message_id, "👍")
     await tg.wait_for(lambda: "✓ 2" in scene_msg(tg, ALICE, 1).button_labels(), what="pick")
     assert (await rt.store.get(story.id)).scenes[0].picked == "1a2"
-    tg.react(chat, alice, scene_msg(tg, ALICE, 3).message_id, "🔄")
+    tg.react(chat, alice, scene_msg(tg, ALICE, 3).message_id, "👎")
     await wait_story(rt, story.id, lambda s: s.scenes[2].generation == 1)
     # a reaction by nobody-in-particular on an unrelated message does nothing
     tg.react(chat, alice, 9999, "👍")

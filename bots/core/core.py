@@ -267,7 +267,8 @@ class Conversation:
 
     async def react(self, chat: ChatRef, ref: str, emoji: str, actor: UserRef,
                     admin: AdminCheck | None = None) -> list[AnyView]:
-        """A reaction on one of the story's messages: 👍 on a candidate picks it, 🔄 redraws."""
+        """A reaction on one of the story's messages: 👍 on a candidate picks it, 🔄 or 👎 redraws
+        (Telegram offers no 🔄 reaction, so 👎 is its way to ask for new frames)."""
         link = await self.delivery.lookup(chat, ref)
         if link is None or not link.slot.startswith(("album:", "scene:")):
             return []

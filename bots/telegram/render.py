@@ -138,7 +138,8 @@ def scene_html(view: SceneView) -> str:
     if view.picked:
         out += f"\n\n✓ Frame {view.picked} picked."
     else:
-        out += f"\n\nPick a frame (1–{view.count}), draw new ones, or edit the scene."
+        out += (f"\n\nPick a frame (1–{view.count}), draw new ones, or edit the scene. "
+                "Reactions work too: 👍 on a frame picks it, 👎 draws new ones.")
     return out
 
 

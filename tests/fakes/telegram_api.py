@@ -40,6 +40,12 @@ _TAG = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9-]*)((?:\s+[^<>]*)?)>")
 _ENTITY = re.compile(r"&(lt|gt|amp|quot|#\d+|#x[0-9a-fA-F]+);")
 
 
+# Some of the emoji Telegram's ReactionTypeEmoji allows; a user cannot react with any other
+# (no 🔄, no keycaps), so the fake refuses to send those.
+STANDARD_REACTIONS = frozenset({"👍", "👎", "❤", "🔥", "🥰", "👏", "😁", "🤔", "🎉", "🤩", "🙏",
+                                "👌", "😍", "🐳", "💯", "⚡", "🏆", "👀", "🤝", "✍", "🆒"})
+
+
 class ApiError(Exception):
     def __init__(self, code: int, description: str, **parameters: Any) -> None:
         super().__init__(description)
@@ -231,6 +237,7 @@ class FakeTelegram(FakeService):
 
     def react(self, chat: dict[str, Any], user: dict[str, Any], message_id: int,
               emoji: str) -> None:
+        assert emoji in STANDARD_REACTIONS, f"a Telegram client cannot react with {emoji}"
         self._push({"message_reaction": {
             "chat": chat, "message_id": message_id, "user": user, "date": int(time.time()),
             "old_reaction": [], "new_reaction": [{"type": "emoji", "emoji": emoji}]}})
