@@ -41,6 +41,11 @@ def estimate_step(story: Story, step: str, providers: Any, prices: PriceTable) -
     if step == "voice":
         chars = sum(len(s.narration) for s in story.scenes if s.needs_voice)
         return chars * _price(prices, first["speech"], "character")
+    if step == "assemble" and story.options.music:  # the music bed, the one thing it buys
+        music = first["music"]
+        seconds = sum(s.voice.duration_s if s.voice else s.duration_s for s in story.scenes) + 2
+        seconds = min(max(seconds, getattr(music, "MIN_S", 0)), getattr(music, "MAX_S", seconds))
+        return seconds * _price(prices, music, "second")
     return 0.0
 
 

@@ -225,6 +225,7 @@ class CostEntry(BaseModel):
     units: float = 0.0
     unit: str = ""
     usd: float = 0.0
+    key: str = ""  # the call's input key, where one answer may serve several runs of a step
     at: float = Field(default_factory=now)
 
 

@@ -74,10 +74,11 @@ class Stale(Exception):
 # --------------------------------------------------------------------------- helpers
 
 
-def _cost(step: str, usage: Usage, scene: int | None = None) -> CostEntry:
+def _cost(step: str, usage: Usage, scene: int | None = None, key: str = "") -> CostEntry:
     return CostEntry(
         step=step,
         scene=scene,
+        key=key,
         provider=usage.provider,
         model=usage.model,
         units=usage.units,
@@ -542,6 +543,9 @@ async def step_assemble(rt: Runtime, story_id: str, kw: dict[str, Any]) -> None:
         total_s = music_length(slots[-1].start + slots[-1].length)
         request = MusicRequest(duration_s=total_s, mood="calm", seed=seed_for(story.id, "music"))
         key = input_key("music", request.model_dump_json(), _chain_spec(rt, "music"))
+        music_key = key
+        if await rt.cache.get(key) is None:  # a bed made before (a regenerated scene) is free
+            _check_budget(rt, story, "assemble")
 
         async def call() -> tuple[list[Media], Usage, Any]:
             result = await rt.providers.music.run(lambda p: p.compose(request))
@@ -551,7 +555,7 @@ async def step_assemble(rt: Runtime, story_id: str, kw: dict[str, Any]) -> None:
         music_path = await rt.media.path(refs[0])
         music_usage: Usage | None = usage
     else:
-        music_usage = None
+        music_usage, music_key = None, ""
 
     with tempfile.TemporaryDirectory(prefix="storyloom-asm-") as tmp:
         spec = asm.AssemblySpec(
@@ -575,8 +579,8 @@ async def step_assemble(rt: Runtime, story_id: str, kw: dict[str, Any]) -> None:
     def finish(s: Story) -> None:
         _expect(Status.assembling)(s)
         s.video = final
-        if music_usage is not None:
-            s.costs.append(_cost("music", music_usage))
+        if music_usage is not None and not any(c.key == music_key for c in s.costs):
+            s.costs.append(_cost("music", music_usage, key=music_key))  # charged once
         s.error = None
         s.failed_step = None
         s.transition(Status.done)

@@ -246,7 +246,7 @@ class MusicRequest(BaseModel):
 
 
 class MusicResult(BaseModel):
-    audio: Media  # audio/wav
+    audio: Media  # any audio type ffmpeg reads (wav, mp3, flac, ogg); looped to length
     duration_s: float
     usage: Usage
 

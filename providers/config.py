@@ -22,7 +22,7 @@ class ProviderSettings(BaseSettings):
     image: str = Field("offline", description="Image generator chain")
     video: str = Field("offline", description="Animator (image to video) chain")
     speech: str = Field("offline", description="Narrator (text to speech) chain")
-    music: str = Field("offline", description="Music chain")
+    music: str = Field("offline", description="Music chain (offline, fal, replicate, elevenlabs)")
 
     # --- provider credentials and endpoints
     openai_api_key: SecretStr = Field(SecretStr(""), description="OpenAI-compatible API key")

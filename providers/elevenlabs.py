@@ -1,9 +1,10 @@
-"""ElevenLabs text to speech with timestamps, so captions can be timed per word.
+"""ElevenLabs text to speech with timestamps, so captions can be timed per word, and music.
 
 ``POST /v1/text-to-speech/{voice_id}/with-timestamps?output_format=pcm_24000`` answers
 ``audio_base64`` (raw 16-bit PCM at 24 kHz, wrapped here into a WAV) and an ``alignment`` with
 ``characters``, ``character_start_times_seconds`` and ``character_end_times_seconds``, which are
-grouped into words. Auth is the ``xi-api-key`` header; errors come as
+grouped into words. ``POST /v1/music`` with a prompt and ``music_length_ms`` answers the track's
+bytes (MP3 by default). Auth is the ``xi-api-key`` header; errors come as
 ``{"detail": {"status": ..., "message": ...}}``.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import re
 from typing import Any
 
@@ -18,13 +20,15 @@ from pydantic import SecretStr
 
 from providers.base import (
     Media,
+    MusicRequest,
+    MusicResult,
     ProviderBadResponse,
     SpeechRequest,
     SpeechResult,
     WordTiming,
 )
 from providers.config import ProviderSettings
-from providers.http import HttpProvider, Probe, field_of, probe
+from providers.http import HttpProvider, Probe, check_media, field_of, music_prompt, probe
 from providers.wav import pcm16_wav
 
 NAME = "elevenlabs"
@@ -69,17 +73,12 @@ def words_from_alignment(alignment: Any) -> list[WordTiming]:
     return words
 
 
-class ElevenLabsNarrator(HttpProvider):
+class _ElevenLabsBase(HttpProvider):
     name = NAME
-    default_model = "eleven_multilingual_v2"
     refusal = staticmethod(_refusal)
 
     header = "xi-api-key"
     scheme = ""
-
-    def __init__(self, model: str, settings: ProviderSettings) -> None:
-        super().__init__(model, settings)
-        self.default_voice = settings.elevenlabs_voice_id
 
     @staticmethod
     def endpoint(settings: ProviderSettings) -> tuple[str, SecretStr]:
@@ -88,6 +87,14 @@ class ElevenLabsNarrator(HttpProvider):
     async def check(self) -> Probe:
         """``GET /v1/user``: the account and its quota, free."""
         return await probe(self.service, f"{self.base_url}/v1/user")
+
+
+class ElevenLabsNarrator(_ElevenLabsBase):
+    default_model = "eleven_multilingual_v2"
+
+    def __init__(self, model: str, settings: ProviderSettings) -> None:
+        super().__init__(model, settings)
+        self.default_voice = settings.elevenlabs_voice_id
 
     def voice_id(self, voice: str) -> str:
         """The request's voice if it is an ElevenLabs voice id, else the configured one."""
@@ -122,3 +129,23 @@ class ElevenLabsNarrator(HttpProvider):
             words=words,
             usage=self.prices.usage(NAME, self.model, "character", len(request.text)),
         )
+
+
+class ElevenLabsMusicMaker(_ElevenLabsBase):
+    """Instrumental music from a prompt: 10 s to 5 min a track, MP3 bytes in the answer."""
+
+    default_model = "music_v1"
+    MIN_S, MAX_S = 10, 300
+
+    async def compose(self, request: MusicRequest) -> MusicResult:
+        length_ms = min(self.MAX_S, max(self.MIN_S, math.ceil(request.duration_s))) * 1000
+        body: dict[str, Any] = {"prompt": music_prompt(request), "music_length_ms": length_ms,
+                                "model_id": self.model, "force_instrumental": True}
+        response = await self.service.request(
+            "POST", f"{self.base_url}/v1/music", json=body, kind="download", what="music"
+        )
+        audio = check_media(NAME, response.content, "audio",
+                            response.headers.get("content-type", ""))
+        seconds = length_ms / 1000
+        usage = self.prices.usage(NAME, self.model, "second", seconds)
+        return MusicResult(audio=audio, duration_s=seconds, usage=usage)

@@ -4,12 +4,13 @@
 ``response_url``; the status goes ``IN_QUEUE`` -> ``IN_PROGRESS`` -> ``COMPLETED``; the result is
 fetched from ``response_url``. Auth is ``Authorization: Key ...``. Any model id works: image models
 (FLUX dev/schnell, a reference-image model such as ``fal-ai/flux-pulid`` or Kontext for character
-consistency) and image-to-video models (Kling, Wan). Input images travel as data URIs, which the
-queue accepts for file inputs.
+consistency), image-to-video models (Kling, Wan) and text-to-music models (Stable Audio). Input
+images travel as data URIs, which the queue accepts for file inputs.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from pydantic import SecretStr
@@ -22,6 +23,8 @@ from providers.base import (
     ImageRequest,
     ImageResult,
     Media,
+    MusicRequest,
+    MusicResult,
     ProviderBadResponse,
 )
 from providers.config import ProviderSettings
@@ -32,6 +35,7 @@ from providers.http import (
     data_uri,
     field_of,
     motion_prompt,
+    music_prompt,
     nearest_aspect,
     poll_job,
     probe,
@@ -176,3 +180,32 @@ class FalAnimator(_FalBase):
         clip = await self.service.download(str(url), "video")
         usage = self.prices.usage(NAME, self.model, "second", seconds)
         return ClipResult(clip=clip, duration_s=seconds, usage=usage)
+
+
+def audio_url(result: Any) -> str:
+    """The audio file's URL, wherever this model family puts it (``audio_file`` for Stable
+    Audio, ``audio`` for MMAudio and most others, ``audio_url`` for a few)."""
+    if isinstance(result, dict):
+        for key in ("audio_file", "audio", "audio_url"):
+            item = result.get(key)
+            url = item.get("url") if isinstance(item, dict) else item
+            if isinstance(url, str) and url.startswith(("http://", "https://", "data:")):
+                return url
+    raise ProviderBadResponse(NAME, "result has no audio file")
+
+
+class FalMusicMaker(_FalBase):
+    default_model = "fal-ai/stable-audio"
+    MAX_S = 47  # Stable Audio Open's longest clip; the assembler loops it under a longer story
+
+    async def compose(self, request: MusicRequest) -> MusicResult:
+        seconds = max(1, min(self.MAX_S, math.ceil(request.duration_s)))
+        args: dict[str, Any] = {"prompt": music_prompt(request), "seed": request.seed}
+        if "stable-audio" in self.model.lower():
+            args["seconds_total"] = seconds
+        else:
+            args["duration"] = seconds
+        result = await self.run(args, self.settings.video_deadline_s)
+        audio = await self.service.download(audio_url(result), "audio")
+        usage = self.prices.usage(NAME, self.model, "second", seconds)
+        return MusicResult(audio=audio, duration_s=float(seconds), usage=usage)

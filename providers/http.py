@@ -32,6 +32,7 @@ from providers.base import (
     ContentRefused,
     ImageRequest,
     Media,
+    MusicRequest,
     ProviderAuthError,
     ProviderBadRequest,
     ProviderBadResponse,
@@ -594,6 +595,13 @@ MOTION_PROMPTS = {
 
 def motion_prompt(request: AnimateRequest) -> str:
     return ", ".join(p for p in (request.prompt.strip(), MOTION_PROMPTS[request.motion]) if p)
+
+
+def music_prompt(request: MusicRequest) -> str:
+    """What a text-to-music model is asked for: a bed under narration, so no vocals."""
+    mood = request.mood.strip() or "calm"
+    return (f"{mood} instrumental background score for a narrated short story, gentle and "
+            "steady, no vocals, no lyrics")
 
 
 def nearest_aspect(width: int, height: int, choices: Iterable[str]) -> str:

@@ -1,6 +1,6 @@
 """What each call costs, estimated from a price table the operator can override.
 
-Prices are per billing unit: ``image``, ``second`` (of video), ``character`` (of speech),
+Prices are per billing unit: ``image``, ``second`` (of video or music), ``character`` (of speech),
 ``mtok`` (a million tokens, with a separate output rate) or ``request``. They are estimates for
 the cost ledger and the budget check, not invoices. ``STORYLOOM_PRICE_OVERRIDES`` is JSON keyed by
 ``provider:model`` (or a bare ``provider`` for all its models of that unit); a value is a number
@@ -52,6 +52,10 @@ DEFAULT_PRICES: dict[str, Price] = {
     "replicate:black-forest-labs/flux-kontext-pro": _p("image", 0.04),
     "elevenlabs:eleven_multilingual_v2": _p("character", 0.30 / 1000),
     "elevenlabs:eleven_flash_v2_5": _p("character", 0.15 / 1000),
+    # music, per second of audio made
+    "replicate:meta/musicgen": _p("second", 0.0035),
+    "fal:fal-ai/stable-audio": _p("second", 0.0025),
+    "elevenlabs:music_v1": _p("second", 0.0115),
 }
 
 # Fallbacks per (provider, unit) for models not in the table: a cautious middle of the market.
@@ -64,6 +68,7 @@ DEFAULT_UNIT_PRICES: dict[tuple[str, str], Price] = {
     ("replicate", "image"): _p("image", 0.03),
     ("replicate", "second"): _p("second", 0.10),
     ("elevenlabs", "character"): _p("character", 0.30 / 1000),
+    ("elevenlabs", "second"): _p("second", 0.0115),
     ("comfyui", "image"): _p("image", 0.0),
 }
 

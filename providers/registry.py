@@ -47,6 +47,9 @@ FACTORIES: dict[tuple[Capability, str], str] = {
     ("video", "replicate"): "providers.replicate:ReplicateAnimator.from_settings",
     ("speech", "elevenlabs"): "providers.elevenlabs:ElevenLabsNarrator.from_settings",
     ("image", "comfyui"): "providers.comfyui:ComfyUIImageGenerator.from_settings",
+    ("music", "replicate"): "providers.replicate:ReplicateMusicMaker.from_settings",
+    ("music", "fal"): "providers.fal:FalMusicMaker.from_settings",
+    ("music", "elevenlabs"): "providers.elevenlabs:ElevenLabsMusicMaker.from_settings",
 }
 
 

@@ -1,4 +1,4 @@
-"""Replicate predictions, for any image or video model.
+"""Replicate predictions, for any image, video or music model.
 
 The chain entry names the model as ``owner/name`` (``POST /v1/models/{owner}/{name}/predictions``,
 the model's latest version) or as ``owner/name:version`` or a bare 64-hex version id
@@ -9,6 +9,7 @@ polled at ``urls.get`` until ``succeeded``, ``failed`` or ``canceled``.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -21,6 +22,8 @@ from providers.base import (
     ContentRefused,
     ImageRequest,
     ImageResult,
+    MusicRequest,
+    MusicResult,
     ProviderBadResponse,
     ProviderUnavailable,
 )
@@ -32,6 +35,7 @@ from providers.http import (
     data_uri,
     field_of,
     motion_prompt,
+    music_prompt,
     nearest_aspect,
     poll_job,
     probe,
@@ -185,3 +189,26 @@ class ReplicateAnimator(_ReplicateBase):
         clip = await self.service.download(urls[0], "video")
         usage = self.prices.usage(NAME, self.model_name, "second", seconds)
         return ClipResult(clip=clip, duration_s=seconds, usage=usage)
+
+
+class ReplicateMusicMaker(_ReplicateBase):
+    """Text-to-music models such as ``meta/musicgen`` (at most 30 s a clip, which the
+    assembler loops under a longer story) or a Stable Audio port (``seconds_total``)."""
+
+    default_model = "meta/musicgen"
+    MAX_S = 30
+
+    async def compose(self, request: MusicRequest) -> MusicResult:
+        seconds = max(1, min(self.MAX_S, math.ceil(request.duration_s)))
+        inputs: dict[str, Any] = {"prompt": music_prompt(request), "seed": request.seed}
+        if "stable-audio" in self.model.lower():
+            inputs["seconds_total"] = seconds
+        else:
+            inputs |= {"duration": seconds, "output_format": "wav"}
+        output = await self.predict(inputs, self.settings.video_deadline_s)
+        urls = output_urls(output)
+        if not urls:
+            raise ProviderBadResponse(NAME, "prediction succeeded without an audio URL")
+        audio = await self.service.download(urls[0], "audio")
+        usage = self.prices.usage(NAME, self.model_name, "second", seconds)
+        return MusicResult(audio=audio, duration_s=float(seconds), usage=usage)

@@ -71,3 +71,29 @@ async def test_a_step_over_budget_fails_the_story_before_spending(rt: Runtime) -
     assert "budget" in (s.error or "")
     assert paid.calls == 0
     assert s.cost_usd == 0.0 and [c.step for c in s.costs] == ["script"]
+
+
+def test_assemble_estimates_the_music_bed_within_the_models_clip_limits() -> None:
+    from providers.base import MusicRequest, MusicResult
+
+    class PricedMusic:
+        name, model, MIN_S, MAX_S = "replicate", "meta/musicgen", 1, 30
+
+        async def compose(self, request: MusicRequest) -> MusicResult:
+            raise AssertionError("never called here")
+
+    class Fake:
+        def chain(self, cap: str) -> Chain[Any]:
+            return Chain(cap, [PricedMusic() if cap == "music" else PricedImages()])  # type: ignore[arg-type]
+
+    s = story()
+    s.scenes = [Scene(index=i, shot="x", narration="y", duration_s=4.0) for i in range(3)]
+    prices = PriceTable()
+    assert estimate_step(s, "assemble", Fake(), prices) == pytest.approx((12 + 2) * 0.0035)
+    s.scenes += [Scene(index=i, shot="x", narration="y", duration_s=9.0) for i in range(3, 6)]
+    assert estimate_step(s, "assemble", Fake(), prices) == pytest.approx(30 * 0.0035)  # capped
+    s.options.music = False
+    assert estimate_step(s, "assemble", Fake(), prices) == 0.0
+    s.options.music, s.options.budget_usd = True, 0.05
+    with pytest.raises(BudgetExceeded, match="assemble"):
+        check_budget(s, "assemble", Fake(), prices)

@@ -247,3 +247,38 @@ async def test_a_worker_stopped_between_handoff_and_enqueue_does_not_stall_the_s
     assert dropped == [lost]
     assert story.status == Status.done, (story.status, story.error)
     assert rec.counts()["script"] == 1 and rec.counts()["video"] == 3
+
+
+async def test_music_from_a_paid_service_lies_under_the_story_and_is_charged_once(
+    rt: Runtime
+) -> None:
+    from pipeline.assemble import probe
+    from providers.registry import Providers, build_chain
+    from tests.fakes.helpers import fast, provider_settings
+    from tests.fakes.services import FakeReplicate
+
+    rep = await FakeReplicate().start()
+    try:
+        settings = provider_settings(replicate_base_url=f"{rep.url}/v1")
+        music = build_chain("music", "replicate:meta/musicgen,offline", settings)
+        fast(music.providers[0])
+        base = rt.providers
+        rt.providers = Providers(script=base.script, image=base.image, video=base.video,
+                                 speech=base.speech, music=music)
+        story = await finished(rt, await _story(rt))
+        assert story.status == Status.done, story.error
+        # a scene's clip redone: the story is reassembled over the same, already paid bed
+        await StoryAPI(rt).regenerate(story.id, 1, "clip")
+        story = await finished(rt, story)
+    finally:
+        await rep.stop()
+    assert story.status == Status.done, story.error
+    sent = rep.calls("POST", "/v1/models/meta/musicgen/predictions")
+    assert len(sent) == 1 and sent[0].json["input"]["duration"] == 30  # the model's longest
+    # the 1-second clip the fake answers is looped under the whole story
+    assert story.video is not None
+    info = probe(await rt.media.path(story.video.media))
+    assert info.audio_codec == "aac" and info.duration_s > 10
+    [cost] = [c for c in story.costs if c.step == "music"]
+    assert (cost.provider, cost.model, cost.unit) == ("replicate", "meta/musicgen", "second")
+    assert cost.usd == pytest.approx(30 * 0.0035) and story.cost_usd >= cost.usd

@@ -8,8 +8,8 @@ import pytest
 import pytest_asyncio
 from pydantic import SecretStr
 
-from providers.base import ProviderAuthError, ProviderBadResponse, SpeechRequest
-from providers.elevenlabs import ElevenLabsNarrator
+from providers.base import MusicRequest, ProviderAuthError, ProviderBadResponse, SpeechRequest
+from providers.elevenlabs import ElevenLabsMusicMaker, ElevenLabsNarrator
 from providers.http import sniff
 from tests.fakes.base import load
 from tests.fakes.helpers import fast, provider_settings
@@ -71,3 +71,28 @@ async def test_errors_in_elevenlabs_format(el: FakeElevenLabs) -> None:
         await bad.speak(SpeechRequest(text="Hello"))
     assert (await bad.check()).key_accepted is False
     assert (await narrator.check()).key_accepted is True
+
+
+def music_maker(el: FakeElevenLabs) -> ElevenLabsMusicMaker:
+    m = ElevenLabsMusicMaker.from_settings("", provider_settings(elevenlabs_base_url=el.url))
+    fast(m)
+    return m
+
+
+async def test_music_is_an_instrumental_track_within_the_apis_length_bounds(
+    el: FakeElevenLabs
+) -> None:
+    short = await music_maker(el).compose(MusicRequest(duration_s=4.0, mood="calm"))
+    long = await music_maker(el).compose(MusicRequest(duration_s=612.0, mood="tense"))
+    sent = [c.json for c in el.calls("POST", "/v1/music")]
+    assert [b["music_length_ms"] for b in sent] == [10_000, 300_000]
+    assert all(b["force_instrumental"] is True and b["model_id"] == "music_v1" for b in sent)
+    assert "tense" in sent[1]["prompt"]
+    assert sniff(short.audio.data) == "audio/mpeg" and short.duration_s == 10
+    assert long.duration_s == 300 and long.usage.usd == pytest.approx(300 * 0.0115)
+
+
+async def test_music_answer_that_is_not_audio_is_a_typed_error(el: FakeElevenLabs) -> None:
+    el.mp3 = b"<html>gateway says hello</html>"
+    with pytest.raises(ProviderBadResponse, match="expected audio"):
+        await music_maker(el).compose(MusicRequest(duration_s=20))

@@ -15,10 +15,12 @@ from providers.base import (
     ContentRefused,
     ImageRequest,
     Media,
+    MusicRequest,
     ProviderAuthError,
+    ProviderBadResponse,
     ProviderUnavailable,
 )
-from providers.fal import FalAnimator, FalImageGenerator
+from providers.fal import FalAnimator, FalImageGenerator, FalMusicMaker, audio_url
 from tests.fakes.base import png
 from tests.fakes.helpers import REF_A, fast, provider_settings
 from tests.fakes.services import GOOD_KEY, FakeFal
@@ -112,3 +114,21 @@ async def test_bad_key_and_check(fal: FakeFal) -> None:
     with pytest.raises(ProviderAuthError):
         await bad.generate(ImageRequest(prompt="x", width=512, height=512, seed=0))
     assert not fal.calls("POST", "/fal-ai/flux/dev/")  # the check submitted nothing
+
+
+async def test_stable_audio_music(fal: FakeFal) -> None:
+    maker = make(FalMusicMaker, fal, "fal-ai/stable-audio")
+    result = await maker.compose(MusicRequest(duration_s=33.2, mood="hopeful", seed=3))
+    submit = fal.calls("POST", "/fal-ai/stable-audio")[0].json
+    assert submit["seconds_total"] == 34 and submit["seed"] == 3 and "hopeful" in submit["prompt"]
+    assert result.audio.mime == "audio/wav" and result.duration_s == 34
+    assert result.usage.usd == pytest.approx(34 * 0.0025)
+
+
+def test_audio_url_reads_each_family_and_refuses_none() -> None:
+    assert audio_url({"audio_file": {"url": "https://x/a.wav"}}) == "https://x/a.wav"
+    assert audio_url({"audio": {"url": "https://x/b.flac"}}) == "https://x/b.flac"
+    assert audio_url({"audio_url": "https://x/c.mp3"}) == "https://x/c.mp3"
+    for bad in ({}, {"audio": {"url": 3}}, {"audio_file": "not a url"}, [], None):
+        with pytest.raises(ProviderBadResponse, match="no audio"):
+            audio_url(bad)

@@ -14,9 +14,10 @@ from providers.base import (
     ContentRefused,
     ImageRequest,
     Media,
+    MusicRequest,
     ProviderUnavailable,
 )
-from providers.replicate import ReplicateAnimator, ReplicateImageGenerator
+from providers.replicate import ReplicateAnimator, ReplicateImageGenerator, ReplicateMusicMaker
 from tests.fakes.base import png
 from tests.fakes.helpers import REF_A, fast, provider_settings
 from tests.fakes.services import GOOD_KEY, FakeReplicate
@@ -105,3 +106,20 @@ async def test_deadline_cancels_the_prediction(rep: FakeReplicate) -> None:
 async def test_check_uses_account(rep: FakeReplicate) -> None:
     probe = await make(ReplicateImageGenerator, rep, "a/b").check()
     assert probe.key_accepted and rep.calls("GET", "/v1/account")
+
+
+async def test_music_prediction_is_capped_at_the_models_clip_length(rep: FakeReplicate) -> None:
+    rep.sync = False
+    maker = make(ReplicateMusicMaker, rep, "meta/musicgen")
+    result = await maker.compose(MusicRequest(duration_s=41.3, mood="wistful", seed=5))
+    sent = rep.calls("POST", "/v1/models/meta/musicgen/predictions")[0].json["input"]
+    assert sent["duration"] == 30 and sent["output_format"] == "wav" and sent["seed"] == 5
+    assert "wistful" in sent["prompt"] and "no vocals" in sent["prompt"]
+    assert result.audio.mime == "audio/wav" and result.duration_s == 30
+    assert result.usage.units == 30 and result.usage.usd == pytest.approx(30 * 0.0035)
+
+
+async def test_music_failure_is_a_typed_error(rep: FakeReplicate) -> None:
+    rep.outcome = "failed"
+    with pytest.raises(ProviderUnavailable, match="CUDA"):
+        await make(ReplicateMusicMaker, rep, "meta/musicgen").compose(MusicRequest(duration_s=8))

@@ -26,6 +26,14 @@ def wav(seconds: float = 0.5, rate: int = 24000) -> bytes:
     )
 
 
+async def mp3(seconds: float) -> bytes:
+    """A real MP3 of a quiet tone, made by the ffmpeg that ships with imageio-ffmpeg."""
+    from providers.offline.ffmpeg import run_ffmpeg
+
+    return await run_ffmpeg(["-f", "lavfi", "-i", f"sine=frequency=220:duration={seconds}",
+                       "-c:a", "libmp3lame", "-b:a", "64k", "-f", "mp3", "-"])
+
+
 class _Keyed(FakeService):
     """Answers 401 in the service's own format unless the expected credential is sent."""
 
@@ -155,6 +163,9 @@ class FakeFal(_Keyed):
         if any(w in prompt for w in self.refuse_words):
             return web.json_response(load("fal_error_422_content_policy.json"), status=422)
         name = uuid.uuid4().hex
+        if "audio" in job["model"]:
+            self.files[name] = (wav(1.0), "audio/wav")
+            return web.json_response(load("fal_result_audio.json", url=f"{self.url}/files/{name}"))
         if "video" in job["model"] or "i2v" in job["model"]:
             self.files[name] = (mp4(), "video/mp4")
             return web.json_response(load("fal_result_video.json", url=f"{self.url}/files/{name}"))
@@ -192,7 +203,7 @@ class FakeReplicate(_Keyed):
         data, ctype = self.files[request.match_info["name"]]
         return web.Response(body=data, content_type=ctype)
 
-    def _finish(self, pred: dict[str, Any], video: bool, n: int) -> None:
+    def _finish(self, pred: dict[str, Any], kind: str, n: int) -> None:
         if self.outcome == "nsfw":
             pred["status"] = "failed"
             pred["error"] = load_text("replicate_nsfw_error.txt")
@@ -204,10 +215,11 @@ class FakeReplicate(_Keyed):
         urls = []
         for _ in range(n):
             name = uuid.uuid4().hex
-            self.files[name] = (mp4(), "video/mp4") if video else (png(), "image/png")
+            self.files[name] = {"video": (mp4(), "video/mp4"), "audio": (wav(1.0), "audio/wav"),
+                                "image": (png(), "image/png")}[kind]
             urls.append(f"{self.url}/files/{name}")
         pred["status"] = "succeeded"
-        pred["output"] = urls[0] if video else urls
+        pred["output"] = urls if kind == "image" else urls[0]  # one URI for video and audio
 
     async def create(self, request: web.Request) -> web.Response:
         if (denied := self.denied(request)) is not None:
@@ -219,12 +231,15 @@ class FakeReplicate(_Keyed):
         pred = load("replicate_prediction.json", id=pid, model=model, base=self.url + "/v1",
                     status="starting")
         pred["input"] = body["input"]
-        video = "start_image" in body["input"] or "image" in body["input"]
-        n = int(body["input"].get("num_outputs", 1))
-        self.predictions[pid] = {"pred": pred, "video": video, "n": n,
+        inputs = body["input"]
+        kind = ("video" if "start_image" in inputs or "image" in inputs else
+                "audio" if "seconds_total" in inputs or inputs.get("output_format") == "wav" else
+                "image")
+        n = int(inputs.get("num_outputs", 1))
+        self.predictions[pid] = {"pred": pred, "kind": kind, "n": n,
                                  "polls": self.polls_before_done}
         if self.sync:
-            self._finish(pred, video, n)
+            self._finish(pred, kind, n)
         return web.json_response(pred, status=201)
 
     async def get(self, request: web.Request) -> web.Response:
@@ -236,7 +251,7 @@ class FakeReplicate(_Keyed):
             entry["polls"] -= 1
             pred["status"] = "processing"
             if entry["polls"] <= 0:
-                self._finish(pred, entry["video"], entry["n"])
+                self._finish(pred, entry["kind"], entry["n"])
         return web.json_response(pred)
 
     async def cancel(self, request: web.Request) -> web.Response:
@@ -268,11 +283,25 @@ class FakeElevenLabs(_Keyed):
 
     def __init__(self, key: str = GOOD_KEY) -> None:
         self.truncate_audio = False
+        self.mp3: bytes | None = None  # what /v1/music answers instead of a real track
         super().__init__(key)
 
     def routes(self, router: web.UrlDispatcher) -> None:
         router.add_post("/v1/text-to-speech/{voice}/with-timestamps", self.tts)
+        router.add_post("/v1/music", self.music)
         router.add_get("/v1/user", self.user)
+
+    async def music(self, request: web.Request) -> web.Response:
+        """The track's bytes, MP3 as the API's default ``mp3_44100_128`` output."""
+        if (denied := self.denied(request)) is not None:
+            return denied
+        body = request[RECORDED].json
+        length = body.get("music_length_ms")
+        if not isinstance(length, int) or not 10_000 <= length <= 300_000:
+            return web.json_response({"detail": {"status": "invalid_music_length", "message":
+                                      "music_length_ms must be between 10000 and 300000"}},
+                                     status=422)
+        return web.Response(body=self.mp3 or await mp3(length / 1000), content_type="audio/mpeg")
 
     async def tts(self, request: web.Request) -> web.Response:
         if (denied := self.denied(request)) is not None:
