@@ -575,6 +575,32 @@ async def test_a_429_is_waited_out(world: World, dc: FakeDiscord, rt: Runtime) -
     assert len(dc.find(tid, "Scenes")) == 1
 
 
+async def test_a_post_repeated_before_it_was_recorded_shows_once(
+    world: World, dc: FakeDiscord, rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bot = await world.start()
+    delivery = bot.conv.delivery
+    real_record = delivery.record
+    lost: list[str] = []
+
+    async def record_after_a_crash(story_id: str, slot: str, shown: Any) -> None:
+        if slot.startswith("album:") and not lost:  # the process dies after posting, before
+            lost.append(slot)                       # it wrote down what it posted
+            raise ConnectionError("redis went away")
+        await real_record(story_id, slot, shown)
+
+    monkeypatch.setattr(delivery, "record", record_after_a_crash)
+    await board(rt, world.chat(), duser(ALICE))
+    tid = await the_board(dc, world)
+    # the event was read again and the album posted again, with the same nonce: Discord
+    # answered with the first message instead of creating a second one
+    assert lost == ["album:0:0"] and dc.nonce_repeats == 1
+    frames = [m for m in dc.log(tid) if any(a["filename"] == "frame-1.png"
+                                           for a in m.attachments)]
+    assert len(frames) == 3  # one album per scene, none twice
+    assert await unacknowledged(rt, "discord") == 0
+
+
 async def test_restart_mid_story_buttons_keep_working(
     world: World, dc: FakeDiscord, rt: Runtime
 ) -> None:

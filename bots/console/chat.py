@@ -89,7 +89,7 @@ class ConsoleRenderer:
                         f"   storyboard: {view.sheet}\n   redo <scene> | voice <name> | remix")
         return str(view)
 
-    async def send(self, chat: ChatRef, view: AnyView) -> list[str]:
+    async def send(self, chat: ChatRef, view: AnyView, once: str = "") -> list[str]:
         self.say(self.format(view))
         self.n += 1
         return [str(self.n)]

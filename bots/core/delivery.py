@@ -9,6 +9,7 @@ story, slot and candidate number, for reactions and replies.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import Any, Protocol
 
@@ -30,8 +31,13 @@ class ChatGone(Exception):
 class Renderer(Protocol):
     """What each platform adapter implements to show neutral views."""
 
-    async def send(self, chat: ChatRef, view: AnyView) -> list[str]:
-        """Post the view; return the references of the messages that show it."""
+    async def send(self, chat: ChatRef, view: AnyView, once: str = "") -> list[str]:
+        """Post the view; return the references of the messages that show it.
+
+        ``once`` names this posting (at most 24 characters). A platform that can deduplicate a
+        repeated post (Discord's ``enforce_nonce``) answers a second post with the same key with
+        the first message, so a post repeated after a crash, before it was recorded, shows once.
+        """
         ...
 
     async def edit(self, chat: ChatRef, view: AnyView, refs: list[str]) -> bool:
@@ -41,6 +47,13 @@ class Renderer(Protocol):
     async def retire(self, chat: ChatRef, refs: list[str]) -> None:
         """Remove the buttons of messages that a newer view replaced."""
         ...
+
+
+def posting_key(story_id: str, slot: str, fp: str, replaces: list[str]) -> str:
+    """The same view posted into the same place again gets the same key; posting it anew in
+    place of earlier messages (``replaces``) gets another."""
+    seed = "\x1f".join([story_id, slot, fp, *replaces])
+    return hashlib.blake2b(seed.encode(), digest_size=12).hexdigest()[:24]
 
 
 class Shown(BaseModel):
@@ -126,7 +139,8 @@ class Delivery:
         if prev is not None and prev.refs and await renderer.edit(chat, view, prev.refs):
             await self.record(view.story_id, view.slot, Shown(refs=prev.refs, fp=fp))
             return prev.refs
-        refs = await renderer.send(chat, view)
+        once = posting_key(view.story_id, view.slot, fp, prev.refs if prev is not None else [])
+        refs = await renderer.send(chat, view, once)
         await self.record(view.story_id, view.slot, Shown(refs=refs, fp=fp))
         for i, ref in enumerate(refs):
             index = i + 1 if isinstance(view, AlbumView) else 0

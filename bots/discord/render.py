@@ -279,12 +279,14 @@ class DiscordRenderer:
 
     async def _post(self, chat: ChatRef, story_id: str, name: str, content: str, *,
                     rows: Keyboard | None = None, files: list[tuple[str, bytes]] | None = None,
-                    files_note: str = "") -> discord.Message:
+                    files_note: str = "", once: str = "") -> discord.Message:
         channel, note = await self._where(chat, story_id, name)
-        for _attempt in range(3):
+        for attempt in range(3):
             body = f"{note}\n\n{content}" if note else content
+            # A retry here changes the message (no files, another channel): another nonce.
+            nonce = f"{once[:22]}-{attempt}" if once else None
             try:
-                return await self._send(channel, cut(body), rows, files)
+                return await self._send(channel, cut(body), rows, files, nonce)
             except discord.Forbidden as err:
                 if files and err.code == MISSING_PERMISSIONS:
                     files = None
@@ -305,9 +307,12 @@ class DiscordRenderer:
         raise ChatGone("could not post")
 
     async def _send(self, channel: int, content: str, rows: Keyboard | None,
-                    files: list[tuple[str, bytes]] | None) -> discord.Message:
+                    files: list[tuple[str, bytes]] | None, nonce: str | None = None
+                    ) -> discord.Message:
         target = self.client.get_partial_messageable(channel)
         kw: dict[str, Any] = {"content": content, "allowed_mentions": NO_MENTIONS}
+        if nonce:  # discord.py sends it with enforce_nonce: a repeat returns the first message
+            kw["nonce"] = nonce
         view = make_view(rows or [])
         if view is not None:
             kw["view"] = view
@@ -315,14 +320,14 @@ class DiscordRenderer:
             kw["files"] = [discord.File(io.BytesIO(data), filename=name) for name, data in files]
         return await target.send(**kw)
 
-    async def send(self, chat: ChatRef, view: AnyView) -> list[str]:
+    async def send(self, chat: ChatRef, view: AnyView, once: str = "") -> list[str]:
         name = getattr(view, "title", "") or "A story"
         match view:
             case AlbumView():
                 files = [(f"frame-{n}.png", await read_bytes(p))
                          for n, p in enumerate(view.images, 1)]
                 msg = await self._post(chat, view.story_id, name, view_md(view), files=files,
-                                       files_note=NO_FRAMES)
+                                       files_note=NO_FRAMES, once=once)
                 return [ref_of(msg)]
             case SceneView():
                 album = await self.delivery.get(view.story_id,
@@ -330,8 +335,9 @@ class DiscordRenderer:
                 if album is not None and album.refs and await self.edit(chat, view, album.refs):
                     return album.refs[:1]
             case VideoView():
-                return await self._video(chat, view)
-        msg = await self._post(chat, view.story_id, name, view_md(view), rows=view.buttons)
+                return await self._video(chat, view, once)
+        msg = await self._post(chat, view.story_id, name, view_md(view), rows=view.buttons,
+                               once=once)
         return [ref_of(msg)]
 
     async def edit(self, chat: ChatRef, view: AnyView, refs: list[str]) -> bool:
@@ -364,7 +370,7 @@ class DiscordRenderer:
             except (discord.NotFound, discord.Forbidden):
                 continue  # deleted, or the thread is gone
 
-    async def _video(self, chat: ChatRef, view: VideoView) -> list[str]:
+    async def _video(self, chat: ChatRef, view: VideoView, once: str = "") -> list[str]:
         limit = await self.limit_for(chat)
         size = view.size or (await asyncio.to_thread(Path(view.video).stat)).st_size
         sheet = await read_bytes(view.sheet)
@@ -376,7 +382,8 @@ class DiscordRenderer:
                                        rows=view.buttons,
                                        files=[("story.mp4", data), ("storyboard.png", sheet)],
                                        files_note=self._link_note(view, "I can't attach files "
-                                                                  "here"))
+                                                                  "here"),
+                                       once=once and f"{once[:19]}v")
             except discord.HTTPException as err:
                 if err.status != 413 and err.code != TOO_LARGE:
                     raise
@@ -386,13 +393,13 @@ class DiscordRenderer:
                                    f"server's {limit / 2**20:.0f} MiB upload limit")
             msg = await self._post(chat, view.story_id, view.title, video_md(view, note),
                                    rows=view.buttons, files=[("storyboard.png", sheet)],
-                                   files_note=note)
+                                   files_note=note, once=once and f"{once[:19]}l")
         refs = [ref_of(msg)]
         if msg.channel.id != int(chat.chat_id) and not chat.thread_id:
             try:  # announce it in the channel the story came from
                 parent = await self._send(int(chat.chat_id), cut(
                     f"🎬 **{esc(shorten(view.title, 200))}** is ready — watch it in "
-                    f"<#{msg.channel.id}>."), None, None)
+                    f"<#{msg.channel.id}>."), None, None, once and f"{once[:19]}a")
                 refs.append(ref_of(parent))
             except (discord.Forbidden, discord.NotFound):
                 log.info("could not announce the video", extra={"chat": chat.key})

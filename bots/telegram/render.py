@@ -209,7 +209,8 @@ class TelegramRenderer:
             return [str(msg.message_id)]
         return await self.send(chat, view)
 
-    async def send(self, chat: ChatRef, view: AnyView) -> list[str]:
+    async def send(self, chat: ChatRef, view: AnyView, once: str = "") -> list[str]:
+        # The Bot API has no idempotency key: ``once`` cannot be honoured here.
         if isinstance(view, AlbumView):
             return await self._album(chat, view)
         if isinstance(view, VideoView):

@@ -127,6 +127,8 @@ class FakeDiscord(FakeService):
         self.command_puts = 0
         self.identifies: list[dict[str, Any]] = []
         self.errors: list[tuple[str, int, str]] = []  # (path, code, message) of every 4xx
+        self.nonces: dict[str, int] = {}  # nonce -> message id, for enforce_nonce
+        self.nonce_repeats = 0  # posts answered with an earlier message of the same nonce
         self.floods: list[str] = []
         self.modals: list[dict[str, Any]] = []  # modal callbacks (type 9), newest last
         self.channel_limit = channel_limit
@@ -512,7 +514,18 @@ class FakeDiscord(FakeService):
             case "POST", ["channels", cid, "messages"]:
                 ch = self._channel(int(cid))
                 headers = self._limit(int(cid))
+                nonce = body.get("nonce")
+                if nonce is not None and len(str(nonce)) > 25:
+                    raise ApiError(400, 50035, "Invalid Form Body: nonce: Must be 25 or fewer "
+                                   "in length.")
+                if body.get("enforce_nonce") and str(nonce) in self.nonces:
+                    # Discord: the same author's message with this nonce (a few minutes back)
+                    # is returned, and no new message is created
+                    self.nonce_repeats += 1
+                    return 200, self.message_json(self.messages[self.nonces[str(nonce)]]), headers
                 msg = self._new_message(ch, body, files, need="send_messages")
+                if nonce is not None:
+                    self.nonces[str(nonce)] = msg.id
                 await self._unarchive(ch)  # a new message reopens an archived thread
                 return 200, self.message_json(msg), headers
             case "PATCH", ["channels", cid, "messages", mid]:
