@@ -10,7 +10,15 @@ import numpy as np
 import pytest
 
 from providers.base import Narrator, SpeechRequest, SpeechResult, WordTiming
-from providers.offline.voice import PiperNarrator, glyph_clusters, speakable, split_sentences
+from providers.offline.voice import (
+    PiperNarrator,
+    glyph_clusters,
+    group_spans,
+    load_voice,
+    speakable,
+    split_sentences,
+    word_spans,
+)
 
 TWO_SENTENCES = "The lighthouse keeper climbed the stairs, slowly. A whale sang below!"
 
@@ -114,3 +122,66 @@ def test_speakable_and_clusters() -> None:
     assert speakable("café") == "café"
     assert glyph_clusters("👨‍👩‍👧") == 1
     assert glyph_clusters("你好世界") == 4
+
+
+def test_phoneme_groups_and_words_from_samples_per_phoneme_id() -> None:
+    # BOS+pad, then each phoneme and its pad, then EOS: "ab c" is 4 phonemes, 11 ids
+    phonemes = ["a", "b", " ", "c"]
+    samples = np.array([100, 10, 20, 5, 30, 5, 40, 40, 50, 5, 60])
+    assert group_spans(phonemes, samples) == [(110, 170), (250, 305)]
+    assert group_spans(phonemes, samples[:-1]) is None  # not this phoneme list's ids
+    spans = [(0, 10), (12, 20), (25, 30), (31, 40)]
+    # "1999" is three groups; an emoji is none and stands as an instant where it is
+    assert word_spans([1, 3], spans) == [(0, 10), (12, 40)]
+    assert word_spans([1, 0, 3], spans) == [(0, 10), (10, 10), (12, 40)]
+    assert word_spans([0, 4], spans) == [(0, 0), (0, 40)]
+    assert word_spans([1, 1], spans) is None  # the words and the groups disagree
+
+
+async def test_words_are_timed_by_the_models_own_alignment(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    voice = load_voice()
+    seen: list[tuple[list[int], np.ndarray]] = []
+    real = voice.phoneme_ids_to_audio
+
+    def spy(ids: list[int], *args: object, **kwargs: object) -> object:
+        out = real(ids, *args, **kwargs)  # type: ignore[arg-type]
+        assert isinstance(out, tuple) and out[1] is not None, "the model reports alignment"
+        seen.append((ids, out[1]))
+        return out
+
+    monkeypatch.setattr(voice, "phoneme_ids_to_audio", spy)
+    text = "The keeper climbed the stairs in 1999."
+    result = await speak(text)
+    check_timings(result.words, text, result.duration_s)
+    # Where each space-separated group of phoneme ids starts, from the samples the model gave
+    [(ids, samples)] = seen
+    id_of = {p: v[0] for p, v in voice.config.phoneme_id_map.items()}
+    quiet = {id_of["_"], id_of["^"], id_of["$"]}
+    starts, at, fresh = [], 0, True
+    for i, n in zip(ids, samples, strict=True):
+        if i == id_of[" "]:
+            fresh = True
+        elif i not in quiet and fresh:
+            starts.append(at / voice.config.sample_rate)
+            fresh = False
+        at += int(n)
+    ours = [w.start_s for w in result.words]
+    assert len(starts) == len(ours) + 2  # "1999" is three groups: nineteen, ninety, nine
+    assert ours[:6] == pytest.approx(starts[:6], abs=1e-6)
+    assert ours[6] == pytest.approx(starts[6], abs=1e-6)
+    last = result.words[-1]
+    assert last.end_s - last.start_s > 3 * (result.words[3].end_s - result.words[3].start_s)
+
+
+async def test_words_fall_back_to_an_estimate_when_groups_disagree(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import providers.offline.voice as voice_module
+
+    monkeypatch.setattr(voice_module, "word_spans", lambda groups, spans: None)
+    result = await speak(TWO_SENTENCES)
+    check_timings(result.words, TWO_SENTENCES, result.duration_s)
+    durations = {w.text: w.end_s - w.start_s for w in result.words}
+    assert durations["lighthouse"] > durations["The"]

