@@ -70,10 +70,11 @@ class Session:
         if self.worker is not None:
             await self.worker.stop()
 
-    def _mark_step(self, step: str) -> None:
+    def _mark_step(self, step: str, at: float | None = None) -> None:
+        """Time steps by when their events were made, not when this loop got to read them."""
         if not step or step == self.current:
             return
-        now = time.monotonic()
+        now = time.time() if at is None else at
         if self.current:
             self.step_times[self.current] = self.step_times.get(self.current, 0.0) + (
                 now - self.step_started[self.current]
@@ -84,7 +85,8 @@ class Session:
             self.say(f"» {STEP_LABELS[step]}")
 
     def render(self, ev: StoryEvent) -> None:
-        self._mark_step(ev.step)
+        # the wait for picks is the person's time, not the storyboard's
+        self._mark_step("pick" if ev.kind == EventKind.awaiting_approval else ev.step, ev.at)
         if ev.kind in (EventKind.progress, EventKind.candidates) and ev.total:
             bar = "█" * round(10 * ev.current / ev.total)
             self.say(f"  [{bar:<10}] {ev.current}/{ev.total} {ev.message}")
@@ -107,7 +109,7 @@ class Session:
                     if story.status == Status.awaiting_approval:
                         await self.ask(story)
                 if ev.kind in (EventKind.video, EventKind.failed, EventKind.cancelled):
-                    self._mark_step("end")
+                    self._mark_step("end", ev.at)
                     return await self.api.get(story_id)
 
     async def ask(self, story: Story) -> None:
@@ -142,7 +144,7 @@ class Session:
         await self.api.approve(story.id)
 
     def timing_report(self) -> str:
-        parts = [f"{k} {v:.1f}s" for k, v in self.step_times.items() if k != "end"]
+        parts = [f"{k} {v:.1f}s" for k, v in self.step_times.items() if k not in ("end", "pick")]
         return "step times: " + ", ".join(parts)
 
 

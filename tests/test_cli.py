@@ -108,3 +108,28 @@ def test_a_bot_without_its_token_says_which_setting(rt: Runtime, command: str,
     assert done.returncode == 2
     assert variable in done.stderr and "storyloom chat" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_make_times_steps_by_their_events_and_leaves_out_the_wait_for_picks() -> None:
+    import io
+
+    from pipeline.events import EventKind, StoryEvent
+    from pipeline.maker import Session
+    from pipeline.models import Status
+    from tests.factories import ROOM
+
+    session = Session(None, None, out=io.StringIO())  # type: ignore[arg-type]
+
+    def ev(kind: EventKind, step: str, at: float) -> StoryEvent:
+        return StoryEvent(story_id="s", kind=kind, chat=ROOM, status=Status.drafting,
+                          step=step, at=at)
+
+    # read late and all at once, as a busy loop would: the events' own times count
+    for e in [ev(EventKind.status, "script", 100.0), ev(EventKind.status, "storyboard", 100.5),
+              ev(EventKind.awaiting_approval, "storyboard", 102.0),
+              ev(EventKind.status, "animate", 400.0), ev(EventKind.status, "voice", 407.0),
+              ev(EventKind.status, "assemble", 410.0)]:
+        session.render(e)
+    session._mark_step("end", 418.0)
+    assert session.timing_report() == (
+        "step times: script 0.5s, storyboard 1.5s, animate 7.0s, voice 3.0s, assemble 8.0s")
