@@ -10,6 +10,7 @@ from typing import Any
 
 from pipeline.errors import BudgetExceeded
 from pipeline.models import Story
+from providers.http import music_seconds
 from providers.pricing import PriceTable, Unit
 
 SCRIPT_TOKENS = 6000  # prompt plus answer of a script call, generously
@@ -43,8 +44,8 @@ def estimate_step(story: Story, step: str, providers: Any, prices: PriceTable) -
         return chars * _price(prices, first["speech"], "character")
     if step == "assemble" and story.options.music:  # the music bed, the one thing it buys
         music = first["music"]
-        seconds = sum(s.voice.duration_s if s.voice else s.duration_s for s in story.scenes) + 2
-        seconds = min(max(seconds, getattr(music, "MIN_S", 0)), getattr(music, "MAX_S", seconds))
+        story_s = sum(s.voice.duration_s if s.voice else s.duration_s for s in story.scenes) + 2
+        seconds = music_seconds(story_s, getattr(music, "MIN_S", 1), getattr(music, "MAX_S", 900))
         return seconds * _price(prices, music, "second")
     return 0.0
 

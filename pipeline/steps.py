@@ -146,14 +146,18 @@ async def _advance(rt: Runtime, story_id: str, src: Status, dst: Status, step: s
 
 
 async def _cached_call(
-    rt: Runtime, key: str, call: Callable[[], Awaitable[tuple[list[Media], Usage, Any]]]
+    rt: Runtime, key: str, call: Callable[[], Awaitable[tuple[list[Media], Usage, Any]]],
+    before_spending: Callable[[], None] | None = None,
 ) -> tuple[list[MediaRef], Usage, Any]:
-    """Run a provider call once per input key; media go to the media store before the key."""
+    """Run a provider call once per input key; media go to the media store before the key.
+    ``before_spending`` runs only when the call is really made (it may refuse, by raising)."""
     hit = await rt.cache.get(key)
     if hit is not None:
         refs = [MediaRef.model_validate(r) for r in hit["media"]]
         if all([await rt.media.exists(r) for r in refs]):
             return refs, Usage.model_validate(hit["usage"]), hit.get("extra")
+    if before_spending is not None:
+        before_spending()
     media, usage, extra = await call()
     refs = [await rt.media.put(m.data, m.mime) for m in media]
     await rt.cache.put(
@@ -542,16 +546,15 @@ async def step_assemble(rt: Runtime, story_id: str, kw: dict[str, Any]) -> None:
         )
         total_s = music_length(slots[-1].start + slots[-1].length)
         request = MusicRequest(duration_s=total_s, mood="calm", seed=seed_for(story.id, "music"))
-        key = input_key("music", request.model_dump_json(), _chain_spec(rt, "music"))
-        music_key = key
-        if await rt.cache.get(key) is None:  # a bed made before (a regenerated scene) is free
-            _check_budget(rt, story, "assemble")
+        music_key = input_key("music", request.model_dump_json(), _chain_spec(rt, "music"))
 
         async def call() -> tuple[list[Media], Usage, Any]:
             result = await rt.providers.music.run(lambda p: p.compose(request))
             return [result.audio], result.usage, None
 
-        refs, usage, _ = await _cached_call(rt, key, call)
+        # a bed made before (the story reassembled after a regeneration) costs nothing more
+        refs, usage, _ = await _cached_call(
+            rt, music_key, call, before_spending=lambda: _check_budget(rt, story, "assemble"))
         music_path = await rt.media.path(refs[0])
         music_usage: Usage | None = usage
     else:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import math
 import re
 from typing import Any
 
@@ -28,7 +27,15 @@ from providers.base import (
     WordTiming,
 )
 from providers.config import ProviderSettings
-from providers.http import HttpProvider, Probe, check_media, field_of, music_prompt, probe
+from providers.http import (
+    HttpProvider,
+    Probe,
+    check_media,
+    field_of,
+    music_prompt,
+    music_seconds,
+    probe,
+)
 from providers.wav import pcm16_wav
 
 NAME = "elevenlabs"
@@ -138,7 +145,7 @@ class ElevenLabsMusicMaker(_ElevenLabsBase):
     MIN_S, MAX_S = 10, 300
 
     async def compose(self, request: MusicRequest) -> MusicResult:
-        length_ms = min(self.MAX_S, max(self.MIN_S, math.ceil(request.duration_s))) * 1000
+        length_ms = music_seconds(request.duration_s, self.MIN_S, self.MAX_S) * 1000
         body: dict[str, Any] = {"prompt": music_prompt(request), "music_length_ms": length_ms,
                                 "model_id": self.model, "force_instrumental": True}
         response = await self.service.request(

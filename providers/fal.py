@@ -10,7 +10,6 @@ images travel as data URIs, which the queue accepts for file inputs.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from pydantic import SecretStr
@@ -35,7 +34,8 @@ from providers.http import (
     data_uri,
     field_of,
     motion_prompt,
-    music_prompt,
+    music_inputs,
+    music_seconds,
     nearest_aspect,
     poll_job,
     probe,
@@ -196,15 +196,11 @@ def audio_url(result: Any) -> str:
 
 class FalMusicMaker(_FalBase):
     default_model = "fal-ai/stable-audio"
-    MAX_S = 47  # Stable Audio Open's longest clip; the assembler loops it under a longer story
+    MIN_S, MAX_S = 1, 47  # Stable Audio Open's longest clip
 
     async def compose(self, request: MusicRequest) -> MusicResult:
-        seconds = max(1, min(self.MAX_S, math.ceil(request.duration_s)))
-        args: dict[str, Any] = {"prompt": music_prompt(request), "seed": request.seed}
-        if "stable-audio" in self.model.lower():
-            args["seconds_total"] = seconds
-        else:
-            args["duration"] = seconds
+        seconds = music_seconds(request.duration_s, self.MIN_S, self.MAX_S)
+        args = music_inputs(self.model, request, seconds)
         result = await self.run(args, self.settings.video_deadline_s)
         audio = await self.service.download(audio_url(result), "audio")
         usage = self.prices.usage(NAME, self.model, "second", seconds)

@@ -15,6 +15,7 @@ import binascii
 import email.utils
 import json
 import logging
+import math
 import random
 import re
 import time
@@ -602,6 +603,19 @@ def music_prompt(request: MusicRequest) -> str:
     mood = request.mood.strip() or "calm"
     return (f"{mood} instrumental background score for a narrated short story, gentle and "
             "steady, no vocals, no lyrics")
+
+
+def music_seconds(duration_s: float, shortest: int, longest: int) -> int:
+    """The clip length to ask a music model for: the story's length in whole seconds, within
+    the model's bounds (a shorter clip is looped under the story by the assembler)."""
+    return min(longest, max(shortest, math.ceil(duration_s)))
+
+
+def music_inputs(model: str, request: MusicRequest, seconds: int) -> dict[str, Any]:
+    """Prompt, seed and length, in the field the model family reads for the length: Stable
+    Audio's ``seconds_total``, ``duration`` for MusicGen and most others."""
+    key = "seconds_total" if "stable-audio" in model.lower() else "duration"
+    return {"prompt": music_prompt(request), "seed": request.seed, key: seconds}
 
 
 def nearest_aspect(width: int, height: int, choices: Iterable[str]) -> str:

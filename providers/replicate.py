@@ -9,7 +9,6 @@ polled at ``urls.get`` until ``succeeded``, ``failed`` or ``canceled``.
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Any
 
@@ -35,7 +34,8 @@ from providers.http import (
     data_uri,
     field_of,
     motion_prompt,
-    music_prompt,
+    music_inputs,
+    music_seconds,
     nearest_aspect,
     poll_job,
     probe,
@@ -196,15 +196,13 @@ class ReplicateMusicMaker(_ReplicateBase):
     assembler loops under a longer story) or a Stable Audio port (``seconds_total``)."""
 
     default_model = "meta/musicgen"
-    MAX_S = 30
+    MIN_S, MAX_S = 1, 30  # MusicGen's longest clip
 
     async def compose(self, request: MusicRequest) -> MusicResult:
-        seconds = max(1, min(self.MAX_S, math.ceil(request.duration_s)))
-        inputs: dict[str, Any] = {"prompt": music_prompt(request), "seed": request.seed}
-        if "stable-audio" in self.model.lower():
-            inputs["seconds_total"] = seconds
-        else:
-            inputs |= {"duration": seconds, "output_format": "wav"}
+        seconds = music_seconds(request.duration_s, self.MIN_S, self.MAX_S)
+        inputs = music_inputs(self.model, request, seconds)
+        if "duration" in inputs:
+            inputs["output_format"] = "wav"  # MusicGen's choice of wav or mp3
         output = await self.predict(inputs, self.settings.video_deadline_s)
         urls = output_urls(output)
         if not urls:

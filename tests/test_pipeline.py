@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -249,22 +250,27 @@ async def test_a_worker_stopped_between_handoff_and_enqueue_does_not_stall_the_s
     assert rec.counts()["script"] == 1 and rec.counts()["video"] == 3
 
 
+def _paid_music(rt: Runtime, rep: Any) -> None:
+    from providers.registry import Providers, build_chain
+    from tests.fakes.helpers import fast, provider_settings
+
+    settings = provider_settings(replicate_base_url=f"{rep.url}/v1")
+    music = build_chain("music", "replicate:meta/musicgen,offline", settings)
+    fast(music.providers[0])
+    base = rt.providers
+    rt.providers = Providers(script=base.script, image=base.image, video=base.video,
+                             speech=base.speech, music=music)
+
+
 async def test_music_from_a_paid_service_lies_under_the_story_and_is_charged_once(
     rt: Runtime
 ) -> None:
     from pipeline.assemble import probe
-    from providers.registry import Providers, build_chain
-    from tests.fakes.helpers import fast, provider_settings
     from tests.fakes.services import FakeReplicate
 
     rep = await FakeReplicate().start()
     try:
-        settings = provider_settings(replicate_base_url=f"{rep.url}/v1")
-        music = build_chain("music", "replicate:meta/musicgen,offline", settings)
-        fast(music.providers[0])
-        base = rt.providers
-        rt.providers = Providers(script=base.script, image=base.image, video=base.video,
-                                 speech=base.speech, music=music)
+        _paid_music(rt, rep)
         story = await finished(rt, await _story(rt))
         assert story.status == Status.done, story.error
         # a scene's clip redone: the story is reassembled over the same, already paid bed
@@ -282,3 +288,18 @@ async def test_music_from_a_paid_service_lies_under_the_story_and_is_charged_onc
     [cost] = [c for c in story.costs if c.step == "music"]
     assert (cost.provider, cost.model, cost.unit) == ("replicate", "meta/musicgen", "second")
     assert cost.usd == pytest.approx(30 * 0.0035) and story.cost_usd >= cost.usd
+
+
+async def test_a_music_bed_over_budget_stops_the_story_before_it_is_bought(rt: Runtime) -> None:
+    from tests.fakes.services import FakeReplicate
+
+    rep = await FakeReplicate().start()
+    try:
+        _paid_music(rt, rep)
+        story = await finished(rt, await _story(rt, budget_usd=0.05))  # the bed: 30 s × $0.0035
+    finally:
+        await rep.stop()
+    assert story.status == Status.failed and story.failed_step == "assemble"
+    assert "budget" in (story.error or "")
+    assert not rep.calls("POST", "/v1/models/meta/musicgen/predictions")
+    assert story.cost_usd == 0.0
