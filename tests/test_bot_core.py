@@ -6,7 +6,7 @@ import pytest
 
 from bots.core import intents as it
 from bots.core import permissions as perm
-from bots.core.core import Conversation, eta_seconds, eta_text, progress_bar, status_due
+from bots.core.conversation import Conversation, eta_seconds, eta_text, progress_bar, status_due
 from bots.core.tokens import Action, BadToken, TokenSigner, load_secret
 from pipeline.models import ChatRef, Platform, UserRef
 from pipeline.runtime import Runtime
@@ -87,7 +87,7 @@ async def test_conversation_tokens_map_to_intents(rt: Runtime) -> None:
 
 
 def test_status_lines_show_the_cost_so_far_and_the_budget() -> None:
-    from bots.core.core import status_lines
+    from bots.core.conversation import status_lines
     from bots.core.views import StatusView
 
     free = StatusView(story_id="s", slot="status", title="T", state="working", line="⏳")
@@ -97,7 +97,7 @@ def test_status_lines_show_the_cost_so_far_and_the_budget() -> None:
 
 
 async def test_a_storys_status_view_carries_its_cost(rt: Runtime) -> None:
-    from bots.core.core import Conversation, status_lines
+    from bots.core.conversation import Conversation, status_lines
     from pipeline.models import CostEntry, Platform
     from tests.factories import story as make_story
 

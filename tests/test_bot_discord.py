@@ -17,7 +17,7 @@ import pytest
 import pytest_asyncio
 from discord.gateway import DiscordWebSocket
 
-from bots.core.core import Conversation
+from bots.core.conversation import Conversation
 from bots.discord.app import DiscordBot
 from pipeline.events import EventKind, StoryEvent
 from pipeline.models import (

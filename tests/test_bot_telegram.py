@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from bots.core.core import Conversation
+from bots.core.conversation import Conversation
 from bots.telegram.app import Limits, TelegramBot
 from pipeline.events import EventKind, StoryEvent
 from pipeline.models import (

@@ -16,7 +16,7 @@ import uuid
 from typing import Any, TextIO
 
 from bots.core import intents as it
-from bots.core.core import Conversation, shorten, status_lines
+from bots.core.conversation import Conversation, shorten, status_lines
 from bots.core.pump import EventPump, stop_task
 from bots.core.views import (
     AlbumView,

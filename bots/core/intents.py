@@ -1,7 +1,7 @@
 """What a person in a chat wants, independent of the platform that carried it.
 
 Adapters build these from commands, messages, button presses and reactions; the conversation core
-(:class:`bots.core.core.Conversation`) acts on them.
+(:class:`bots.core.conversation.Conversation`) acts on them.
 """
 
 from __future__ import annotations

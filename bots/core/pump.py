@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bots.core.core import (
+from bots.core.conversation import (
     STATUS_STEP,
     Conversation,
     eta_seconds,

@@ -26,7 +26,7 @@ from discord.ext import commands
 from discord.gateway import DiscordWebSocket
 
 from bots.core import intents as it
-from bots.core.core import CHOICES, SCENE_MAX, AdminCheck, Conversation
+from bots.core.conversation import CHOICES, SCENE_MAX, AdminCheck, Conversation
 from bots.core.pump import EventPump, stop_task
 from bots.core.tokens import BadToken
 from bots.core.views import AnyView, StatusView, Text

@@ -20,7 +20,7 @@ from typing import Any
 
 import discord
 
-from bots.core.core import approve_text, shorten, status_lines
+from bots.core.conversation import approve_text, shorten, status_lines
 from bots.core.delivery import ChatGone, Delivery
 from bots.core.views import (
     AlbumView,

@@ -44,7 +44,7 @@ from telegram.ext import (
 )
 
 from bots.core import intents as it
-from bots.core.core import AdminCheck, Conversation
+from bots.core.conversation import AdminCheck, Conversation
 from bots.core.delivery import ChatGone
 from bots.core.pump import EventPump, stop_task
 from bots.core.views import AnyView, Text

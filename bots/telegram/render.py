@@ -28,7 +28,7 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 from telegram.warnings import PTBDeprecationWarning
 
-from bots.core.core import approve_text, shorten, status_lines
+from bots.core.conversation import approve_text, shorten, status_lines
 from bots.core.delivery import ChatGone
 from bots.core.views import (
     AlbumView,
