@@ -1,7 +1,7 @@
 """Assembly speed: the parallel ffmpeg fast path against naive moviepy compositing.
 
 Builds a 6-scene 720x1280 story (pan-and-zoom clips, ~4.5 s narrations, word timings, a music
-bed) once, then times ``pipeline.assemble.assemble`` and, in the same process, the obvious
+bed) once, then times ``pipeline.render.assemble.assemble`` and, in the same process, the obvious
 moviepy version of the same edit (CompositeVideoClip with the clips, crossfades and caption
 images, write_videofile with the same x264 preset and CRF). The baseline's audio is a plain mix
 (moviepy has no ducking); it is not what is being measured.
@@ -28,7 +28,7 @@ from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.assemble import (
+from pipeline.render.assemble import (
     AssemblySpec,
     SceneCut,
     assemble,
@@ -36,7 +36,7 @@ from pipeline.assemble import (
     plan_timeline,
     probe,
 )
-from pipeline.captions import make_cues, render_cue
+from pipeline.render.captions import make_cues, render_cue
 from providers.base import WordTiming
 
 W, H, FPS = 720, 1280, 24

@@ -114,7 +114,7 @@ class Session:
 
     async def ask(self, story: Story) -> None:
         """Show each scene's candidates (files and a numbered sheet) and ask for a pick."""
-        from pipeline.assemble import contact_sheet
+        from pipeline.render.assemble import contact_sheet
 
         self.say(f"\nStoryboard of “{story.title}”: pick a frame per scene.")
         sheets = self.out_dir / f"{story.id}-candidates"

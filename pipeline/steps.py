@@ -519,7 +519,7 @@ async def step_voice(rt: Runtime, story_id: str, kw: dict[str, Any]) -> None:
 
 
 async def step_assemble(rt: Runtime, story_id: str, kw: dict[str, Any]) -> None:
-    from pipeline import assemble as asm
+    from pipeline.render import assemble as asm
 
     story = await _load(rt, story_id, Status.assembling, "assemble")
     await _progress(rt, story, "assemble", 0, 2, "putting the video together")

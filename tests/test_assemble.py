@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.assemble import (
+from pipeline.errors import StoryloomError
+from pipeline.render.assemble import (
     LEAD_IN_S,
     MIN_NARRATION_GAP_S,
     MUSIC_GAP_DB,
@@ -31,8 +32,7 @@ from pipeline.assemble import (
     plan_timeline,
     probe,
 )
-from pipeline.captions import make_cues, safe_area
-from pipeline.errors import StoryloomError
+from pipeline.render.captions import make_cues, safe_area
 from providers.base import WordTiming
 
 FPS = 24

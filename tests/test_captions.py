@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.captions import (
+from pipeline.render.captions import (
     Cue,
     TextStyle,
     caption_px,
@@ -23,7 +23,7 @@ from pipeline.captions import (
     visual_order,
     wrap_text,
 )
-from pipeline.fonts import default_chain
+from pipeline.render.fonts import default_chain
 from providers.base import WordTiming
 
 SIZES = [(720, 1280), (1280, 720), (720, 720), (1080, 1920), (360, 640)]

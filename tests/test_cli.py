@@ -34,7 +34,7 @@ def test_help_lists_the_commands(rt: Runtime) -> None:
 
 @pytest.mark.slow
 async def test_make_with_pick_ask_writes_the_video_and_sheet(rt: Runtime, tmp_path: Path) -> None:
-    from pipeline.assemble import plan_timeline, probe
+    from pipeline.render.assemble import plan_timeline, probe
 
     out = tmp_path / "films" / "whale.mp4"
     done = _run(rt, "make", "A lighthouse keeper befriends a stranded whale", "--scenes", "3",

@@ -36,7 +36,7 @@ async def _story(rt: Runtime, **opts: object) -> Story:
 
 
 async def test_three_scene_story_makes_a_checked_mp4(rt: Runtime, rec: Recorder) -> None:
-    from pipeline.assemble import plan_timeline, probe
+    from pipeline.render.assemble import plan_timeline, probe
 
     await rt.outbox.ensure_group(Platform.console, "t")
     story = await finished(rt, await _story(rt))
@@ -70,7 +70,7 @@ async def test_three_scene_story_makes_a_checked_mp4(rt: Runtime, rec: Recorder)
 
 @pytest.mark.parametrize("aspect,size", [("16:9", (1280, 720)), ("1:1", (720, 720))])
 async def test_other_aspects(rt: Runtime, aspect: str, size: tuple[int, int]) -> None:
-    from pipeline.assemble import probe
+    from pipeline.render.assemble import probe
 
     story = await finished(rt, await _story(rt, aspect=aspect, music=False))
     assert story.status == Status.done, story.error
@@ -265,7 +265,7 @@ def _paid_music(rt: Runtime, rep: Any) -> None:
 async def test_music_from_a_paid_service_lies_under_the_story_and_is_charged_once(
     rt: Runtime
 ) -> None:
-    from pipeline.assemble import probe
+    from pipeline.render.assemble import probe
     from tests.fakes.services import FakeReplicate
 
     rep = await FakeReplicate().start()

@@ -19,7 +19,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFilter
 from pydantic import BaseModel
 
-from pipeline.fonts import BOLD, Face, FontChain, default_chain, truetype
+from pipeline.render.fonts import BOLD, Face, FontChain, default_chain, truetype
 from providers.base import WordTiming
 
 SIDE_MARGIN = 0.08  # of the width, each side

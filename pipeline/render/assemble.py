@@ -28,7 +28,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 from pydantic import BaseModel, Field, model_validator
 
-from pipeline.captions import (
+from pipeline.errors import StoryloomError
+from pipeline.render.captions import (
     Placement,
     TextStyle,
     draw_line,
@@ -37,7 +38,6 @@ from pipeline.captions import (
     text_width,
     wrap_text,
 )
-from pipeline.errors import StoryloomError
 from providers.base import WordTiming
 from providers.offline.ffmpeg import ffmpeg_exe
 from providers.wav import float_wav
