@@ -592,17 +592,55 @@ async def test_status_mystories_and_cancel(bots: Bots, tg: FakeTelegram, rt: Run
     tg.say(chat, alice, "/mystories")
     mine = await tg.wait_for(lambda: tg.find(ALICE, "Your stories"), what="mystories")
     assert story.id in mine[0].text and "awaiting approval" in mine[0].text
+    s1 = scene_msg(tg, ALICE, 1)
+    old_pick = s1.button("1")["callback_data"]
     tg.say(chat, alice, "/cancel")
     await tg.wait_for(lambda: tg.find(ALICE, "🛑 Cancelled “The Keeper"), what="cancel")
     assert (await rt.store.get(story.id)).status == Status.cancelled
     await tg.wait_for(lambda: tg.find(ALICE, "🛑 Cancelled.\n") or
                       any(m.text.endswith("🛑 Cancelled.") for m in tg.log(ALICE)),
                       what="status shows cancelled")
-    # pressing an old button of a cancelled story: a clear answer, no change
-    s1 = scene_msg(tg, ALICE, 1)
-    qid = tg.press(chat, alice, s1.message_id, s1.button("1")["callback_data"])
+    # its buttons are taken off; one pressed from a client that still shows it: a clear answer
+    await tg.wait_for(lambda: scene_msg(tg, ALICE, 1).buttons == [], what="disarmed")
+    qid = tg.press(chat, alice, s1.message_id, old_pick)
     ans = await tg.wait_for(lambda: tg.answer_for(qid))
     assert "not when cancelled" in ans["text"]
+
+
+async def test_a_cancel_while_the_pump_is_behind_posts_no_storyboard(
+    bots: Bots, tg: FakeTelegram, rt: Runtime
+) -> None:
+    """The pump lags behind the worker; the person cancels: the scenes still queued are never
+    posted after "Cancelled", and the scene already shown loses its buttons."""
+    from bots.core.pump import stop_task
+
+    bot = await bots.start()
+    chat, alice = tg.private(ALICE), tg.user(ALICE, "Alice")
+    story = await board(rt, tchat(ALICE), tuser(ALICE), publish=False)
+    await rt.outbox.publish(StoryEvent.of(story, EventKind.candidates, step="storyboard",
+                                          scene=0, current=1, total=3))
+    await tg.wait_for(lambda: [m for m in tg.log(ALICE) if "Scene 1 of 3" in m.text
+                               and m.buttons], what="scene 1", chat_id=ALICE)
+    await stop_task(bot._pump_task)  # the pump falls behind: scenes 2 and 3 wait in the stream
+    for i in (1, 2):
+        await rt.outbox.publish(StoryEvent.of(story, EventKind.candidates, step="storyboard",
+                                              scene=i, current=i + 1, total=3))
+    await rt.outbox.publish(StoryEvent.of(story, EventKind.awaiting_approval, step="storyboard"))
+    tg.say(chat, alice, "/cancel")
+    cancelled = (await tg.wait_for(lambda: tg.find(ALICE, "🛑 Cancelled “"), what="cancel",
+                                   chat_id=ALICE))[0]
+    bot._pump_task = asyncio.create_task(bot.pump.run())
+    await tg.wait_for(lambda: any(m.text.endswith("🛑 Cancelled.") for m in tg.log(ALICE)),
+                      what="status cancelled", chat_id=ALICE)
+    await tg.wait_for(lambda: scene_msg(tg, ALICE, 1).buttons == [], what="disarmed",
+                      chat_id=ALICE)
+    await asyncio.sleep(0.3)
+    assert await unacknowledged(rt, "telegram") == 0
+    after = [m for m in tg.log(ALICE) if m.message_id > cancelled.message_id]
+    assert after == [], tg.dump(ALICE)  # nothing posted after "Cancelled"
+    assert not [m for m in tg.log(ALICE) if "Scene 2 of 3" in m.text or "scenes picked" in
+                m.text]
+    assert all(not m.buttons for m in tg.log(ALICE))
 
 
 async def test_webhook_mode_checks_the_secret(bots: Bots, tg: FakeTelegram, rt: Runtime) -> None:

@@ -32,6 +32,8 @@ from pipeline.models import ChatRef, Status, Story
 log = logging.getLogger(__name__)
 
 # States whose status line is shown by the event that reached them, never by a deferred update.
+# Slots whose messages carry buttons that act on the story.
+ARMED = ("scene:", "approve", "video:")
 FINAL_VIEWS = frozenset({Status.done, Status.failed, Status.cancelled, Status.awaiting_approval})
 
 
@@ -153,6 +155,10 @@ class EventPump:
 
     async def _render(self, story: Story, ev: StoryEvent) -> None:
         conv, d, r, chat = self.conv, self.conv.delivery, self.renderer, story.chat
+        if story.status == Status.cancelled:  # an older event of an ended story shows nothing
+            await self._show_status(story, ev, force=True)
+            await self._disarm(story)
+            return
         if ev.step:
             self._step_first.setdefault((story.id, ev.step), ev.at)
         final = story.status in FINAL_VIEWS
@@ -181,6 +187,12 @@ class EventPump:
             await self._retire_old(story, ev.scene, shown)
         if "approve" in shown:
             await d.show(r, chat, conv.approve_view(story))
+
+    async def _disarm(self, story: Story) -> None:
+        """Take the buttons off every message of the story that still offers a choice."""
+        for slot in await self.conv.delivery.all(story.id):
+            if slot.startswith(ARMED):
+                await self.conv.delivery.retire(self.renderer, story.chat, story.id, slot)
 
     async def _show_status(self, story: Story, ev: StoryEvent, force: bool) -> None:
         now = time.monotonic()
