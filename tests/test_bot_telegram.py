@@ -282,8 +282,8 @@ async def test_group_story_mentions_replies_and_who_may_decide(
     qid = tg.press(group, alice, s2.message_id, s2.button("1")["callback_data"])
     assert (await tg.wait_for(lambda: tg.answer_for(qid)))["text"] == "Scene 2: frame 1 ✓"
     assert [sc.picked for sc in (await rt.store.get(story.id)).scenes] == ["1a3", "2a1", None]
-    # a reply to the bot is addressed to it: a new idea from Bob
-    tg.say(group, bob, "a fox who collects moonlight", reply_to=s1.message_id)
+    # a mention in a reply is addressed to the bot: a new idea from Bob
+    tg.say(group, bob, "@storyloom_bot a fox who collects moonlight", reply_to=s1.message_id)
     await tg.wait_for(lambda: tg.find(GROUP, "a fox who collects moonlight"), what="reply idea")
     # a command for another bot is ignored, one for us answered
     tg.say(group, bob, "/frobnicate@other_bot")
@@ -291,6 +291,39 @@ async def test_group_story_mentions_replies_and_who_may_decide(
     await tg.wait_for(lambda: tg.find(GROUP, "I don't know /frobnicate"), what="unknown cmd")
     assert len(tg.find(GROUP, "I don't know")) == 1
     assert tg.errors == [] and tg.floods == []
+
+
+async def test_group_replies_to_the_bot_are_chatter_unless_it_asked(
+    bots: Bots, tg: FakeTelegram, rt: Runtime
+) -> None:
+    """A plain reply to a bot message in a group ("nice, thanks!") starts nothing; the answer to
+    the bot's own question (the scene-edit prompt) is taken, from the person it asked only."""
+    await bots.start()
+    group = tg.group(GROUP)
+    alice, bob = tg.user(ALICE, "Alice"), tg.user(BOB, "Bob")
+    story = await board(rt, tchat(GROUP, True), tuser(ALICE))
+    await tg.wait_for(lambda: tg.find(GROUP, "scenes picked"), what="board", chat_id=GROUP)
+    status = tg.one(GROUP, "storyboard is ready")
+    s2 = scene_msg(tg, GROUP, 2)
+    before = len(tg.log(GROUP))
+    tg.say(group, bob, "nice, thanks!", reply_to=status.message_id)
+    tg.say(group, alice, "love scene 2", reply_to=s2.message_id)
+    await asyncio.sleep(0.8)
+    assert len(tg.log(GROUP)) == before, tg.dump(GROUP)  # no answer, nothing started
+    assert await rt.store.by_chat(tchat(GROUP, True), 10) == [story.id]
+
+    tg.press(group, alice, s2.message_id, s2.button("Edit scene")["callback_data"])
+    prompt = (await tg.wait_for(lambda: tg.find(GROUP, "send the new text for scene 2"),
+                                what="edit prompt", chat_id=GROUP))[0]
+    assert prompt.force_reply
+    tg.say(group, bob, "ha, good one", reply_to=prompt.message_id)  # not asked: chatter
+    await asyncio.sleep(0.5)
+    tg.say(group, alice, "The whale sings at dawn.", reply_to=prompt.message_id)
+    await tg.wait_for(lambda: tg.find(GROUP, "Scene 2 rewritten"), what="edit ack",
+                      chat_id=GROUP)
+    assert (await rt.store.get(story.id)).scenes[1].narration == "The whale sings at dawn."
+    assert await rt.store.by_chat(tchat(GROUP, True), 10) == [story.id]
+    assert not tg.find(GROUP, "ha, good one") and tg.errors == []
 
 
 async def test_bad_inputs_get_clear_replies(bots: Bots, tg: FakeTelegram, rt: Runtime) -> None:

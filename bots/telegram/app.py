@@ -65,6 +65,7 @@ COMMANDS = [
     ("help", "How Storyloom works"),
 ]
 COUNTED = ("send", "edit", "copy", "forward")
+QUESTION_TTL_S = 900  # as long as the conversation waits for a scene's new text
 JSONDict = dict[str, Any]
 
 
@@ -307,8 +308,11 @@ class TelegramBot:
                 if isinstance(view, Text) and view.replace_source and source is not None:
                     await self.renderer.edit_source(chat, source.message_id, view)
                     continue
-                await self.renderer.reply(chat, view, reply_to=reply_to,
-                                          mention=(user.user_id, user.display_name))
+                refs = await self.renderer.reply(chat, view, reply_to=reply_to,
+                                                 mention=(user.user_id, user.display_name))
+                if isinstance(view, Text) and view.ask_reply:
+                    for ref in refs:
+                        await self._asked(chat, ref, user)
             except ChatGone:
                 await self.conv.delivery.mark_gone(chat)
                 return
@@ -352,20 +356,37 @@ class TelegramBot:
             return  # a command for another bot in the group
         await self._answer(update, it.UnknownCommand(command=name))
 
-    def _addressed(self, msg: Message) -> tuple[bool, str]:
-        """In a group: is this message for the bot (a mention, or a reply to it)? And its text
-        without the mention."""
+    # A question the bot asked (sent with ForceReply) is remembered with the person it asked,
+    # for as long as the conversation keeps the pending answer.
+    def _question_key(self, chat: ChatRef, ref: str) -> str:
+        return f"sl:bot:telegram:asked:{chat.chat_id}:{ref}"
+
+    async def _asked(self, chat: ChatRef, ref: str, user: UserRef) -> None:
+        await self.rt.redis.set(self._question_key(chat, ref), user.user_id, ex=QUESTION_TTL_S)
+
+    async def _answers_question(self, msg: Message) -> bool:
+        """Is ``msg`` a reply to a question the bot asked its sender?"""
+        reply = msg.reply_to_message
+        if reply is None or reply.from_user is None or reply.from_user.id != self.app.bot.id:
+            return False
+        asked = await self.rt.redis.get(self._question_key(chat_ref(msg.chat), str(
+            reply.message_id)))
+        if asked is None or msg.from_user is None:
+            return False
+        return (asked.decode() if isinstance(asked, bytes) else str(asked)) == str(
+            msg.from_user.id)
+
+    async def _addressed(self, msg: Message) -> tuple[bool, str]:
+        """In a group: is this message for the bot? A mention is; a reply only when it answers
+        a question the bot asked that person (a plain reply to a bot message is chatter).
+        Returns the text without the mention."""
         text = msg.text or msg.caption or ""
         me = self._bot_username()
         mention = f"@{me}".lower()
         if me and mention in text.lower():
             idx = text.lower().index(mention)
             return True, (text[:idx] + text[idx + len(mention):]).strip()
-        reply = msg.reply_to_message
-        if reply is not None and reply.from_user is not None and \
-                reply.from_user.id == self.app.bot.id:
-            return True, text
-        return False, text
+        return await self._answers_question(msg), text
 
     async def on_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         msg, chat = update.effective_message, update.effective_chat
@@ -374,7 +395,7 @@ class TelegramBot:
         if chat.type == Chat.PRIVATE:
             await self._answer(update, it.FreeText(text=msg.text or ""))
             return
-        addressed, text = self._addressed(msg)
+        addressed, text = await self._addressed(msg)
         if not addressed:
             return
         if not text.strip():
@@ -386,7 +407,7 @@ class TelegramBot:
         msg, chat = update.effective_message, update.effective_chat
         if msg is None or chat is None:
             return
-        if chat.type != Chat.PRIVATE and not self._addressed(msg)[0]:
+        if chat.type != Chat.PRIVATE and not (await self._addressed(msg))[0]:
             return
         what = "sticker" if msg.sticker else "photo" if msg.photo else "message"
         await self._answer(update, it.NotText(what=what))

@@ -116,6 +116,7 @@ class Msg:
     edits: int = 0
     deleted: bool = False
     from_bot: bool = True
+    sender: dict[str, Any] = field(default_factory=lambda: dict(BOT_USER))
 
     def button_labels(self) -> list[str]:
         return [b["text"] for row in self.buttons for b in row]
@@ -207,11 +208,18 @@ class FakeTelegram(FakeService):
             replied: dict[str, Any] = {"message_id": reply_to, "date": int(time.time()),
                                        "chat": chat}
             if target is not None and target.from_bot:
+                # what a client sees of the message it answers: its sender, text and inline
+                # keyboard (a ForceReply is never part of a delivered message)
                 replied["from"] = BOT_USER
+                replied["text"] = target.text or "…"
+                if target.buttons:
+                    replied["reply_markup"] = {"inline_keyboard": target.buttons}
+            elif target is not None:
+                replied["from"] = target.sender
                 replied["text"] = target.text or "…"
             message["reply_to_message"] = replied
         self.messages[(chat["id"], mid)] = Msg(chat["id"], mid, "user", text=text,
-                                               from_bot=False, reply_to=reply_to)
+                                               from_bot=False, reply_to=reply_to, sender=user)
         self._push({"message": message})
         return mid
 
@@ -371,6 +379,20 @@ class FakeTelegram(FakeService):
                     raise ApiError(400, "Bad Request: text buttons are unallowed")
         return rows, False
 
+    def _reply_target(self, chat: dict[str, Any], p: dict[str, Any]) -> int | None:
+        """The message a send replies to; a missing one is refused unless the bot allowed
+        sending without it (then the message goes out as no reply)."""
+        rp = p.get("reply_parameters") or {}
+        mid = rp.get("message_id", p.get("reply_to_message_id"))
+        if mid is None:
+            return None
+        target = self.messages.get((chat["id"], int(mid)))
+        if target is not None and not target.deleted:
+            return int(mid)
+        if rp.get("allow_sending_without_reply") or p.get("allow_sending_without_reply"):
+            return None
+        raise ApiError(400, "Bad Request: message to be replied not found")
+
     def _store(self, chat: dict[str, Any], kind: str, **fields: Any) -> Msg:
         mid = self._new_id(chat["id"])
         msg = Msg(chat["id"], mid, kind, **fields)
@@ -450,8 +472,8 @@ class FakeTelegram(FakeService):
         if not visible.strip():
             raise ApiError(400, "Bad Request: message text is empty")
         rows, force = self._keyboard(p)
+        reply = self._reply_target(chat, p)
         self._flood(chat, "sendMessage")
-        reply = (p.get("reply_parameters") or {}).get("message_id")
         msg = self._store(chat, "text", text=visible, html=p.get("text", ""), buttons=rows,
                           force_reply=force, reply_to=reply)
         return self._json(msg)
