@@ -350,6 +350,29 @@ async def test_bad_inputs_get_clear_replies(bots: Bots, tg: FakeTelegram, rt: Ru
     assert tg.errors == []
 
 
+async def test_a_photo_captioned_with_story_starts_that_story(
+    bots: Bots, tg: FakeTelegram, rt: Runtime
+) -> None:
+    await bots.start()
+    chat, alice = tg.private(ALICE), tg.user(ALICE, "Alice")
+    tg.send_photo(chat, alice, caption="/story a lighthouse keeper befriends a stranded whale")
+    await tg.wait_for(lambda: tg.find(ALICE, "Writing the script"), what="status", chat_id=ALICE)
+    note = tg.one(ALICE, "noted your photo")
+    assert "not used in stories yet" in note.text
+    story = await rt.store.get((await rt.store.by_owner(tuser(ALICE)))[0])
+    assert story.idea == "a lighthouse keeper befriends a stranded whale"
+    # in a group: ours when it names us or no bot, never another bot's
+    group, bob = tg.group(GROUP), tg.user(BOB, "Bob")
+    tg.send_photo(group, bob, caption="/story@other_bot a heist at the aquarium")
+    tg.send_photo(group, bob, caption="/story@storyloom_bot a fox who collects moonlight")
+    await tg.wait_for(lambda: tg.find(GROUP, "Writing the script"), what="group story",
+                      chat_id=GROUP)
+    await asyncio.sleep(0.3)
+    ideas = [(await rt.store.get(i)).idea for i in await rt.store.by_owner(tuser(BOB))]
+    assert ideas == ["a fox who collects moonlight"]
+    assert tg.errors == []
+
+
 async def test_forged_replayed_and_double_clicked_buttons(
     bots: Bots, tg: FakeTelegram, rt: Runtime
 ) -> None:

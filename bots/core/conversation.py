@@ -464,6 +464,9 @@ class Conversation:
                 changes["scenes"] = chosen.scenes
             options = options.model_copy(update=changes)
         await self.api.start_story(idea, actor, chat, options)
+        if chosen is not None and chosen.photo:  # noted, and honestly not used (yet)
+            return [Text(text="📎 I noted your photo, but photos are not used in stories yet: "
+                              "this one is drawn from your words alone.")]
         return []  # the event pump posts the story's status message
 
     async def _story_here(self, story_id: str, chat: ChatRef) -> Story:

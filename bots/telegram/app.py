@@ -26,6 +26,7 @@ from telegram import (
     CallbackQuery,
     Chat,
     Message,
+    MessageEntity,
     MessageReactionUpdated,
     ReactionTypeEmoji,
     Update,
@@ -407,10 +408,32 @@ class TelegramBot:
         msg, chat = update.effective_message, update.effective_chat
         if msg is None or chat is None:
             return
+        command = self._caption_command(msg, chat)
+        if command is not None:
+            name, idea = command
+            if name == "story":
+                await self._answer(update, it.StartStory(idea=idea, photo=msg.photo[-1].file_id))
+                return
         if chat.type != Chat.PRIVATE and not (await self._addressed(msg))[0]:
             return
         what = "sticker" if msg.sticker else "photo" if msg.photo else "message"
         await self._answer(update, it.NotText(what=what))
+
+    def _caption_command(self, msg: Message, chat: Chat) -> tuple[str, str] | None:
+        """A photo captioned with a command for this bot: its name and the rest of the caption.
+        Telegram marks it as a ``bot_command`` entity of the caption, which PTB's command
+        handler does not look at."""
+        caption = msg.caption or ""
+        if not msg.photo or not any(e.type == MessageEntity.BOT_COMMAND and e.offset == 0
+                                    for e in msg.caption_entities):
+            return None
+        m = _CAPTION_COMMAND.match(caption)
+        if m is None:
+            return None
+        name, target, rest = m.groups()
+        if target and target.lower() != self._bot_username().lower():
+            return None  # a command for another bot in the group
+        return name.lower(), (rest or "").strip()
 
     async def on_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         query: CallbackQuery | None = update.callback_query
@@ -468,6 +491,7 @@ def _first(args: list[str] | None) -> str | None:
     return args[0] if args else None
 
 
+_CAPTION_COMMAND = re.compile(r"/(\w+)(?:@(\w+))?(?:\s+(.*))?$", re.S)
 _ID = re.compile(r"^[a-z0-9]{4,16}$")
 
 

@@ -194,13 +194,7 @@ class FakeTelegram(FakeService):
                                    "from": user, **extra}
         if text:
             message["text"] = text
-            entities = []
-            if text.startswith("/"):
-                entities.append({"type": "bot_command", "offset": 0,
-                                 "length": utf16_len(text.split()[0])})
-            for m in re.finditer(r"@[A-Za-z0-9_]{5,}", text):
-                entities.append({"type": "mention", "offset": utf16_len(text[: m.start()]),
-                                 "length": utf16_len(m.group(0))})
+            entities = self._entities(text)
             if entities:
                 message["entities"] = entities
         if reply_to is not None:
@@ -218,19 +212,44 @@ class FakeTelegram(FakeService):
                 replied["from"] = target.sender
                 replied["text"] = target.text or "…"
             message["reply_to_message"] = replied
-        self.messages[(chat["id"], mid)] = Msg(chat["id"], mid, "user", text=text,
+        self.messages[(chat["id"], mid)] = Msg(chat["id"], mid, "user", text=text or extra.get("caption", ""),
                                                from_bot=False, reply_to=reply_to, sender=user)
         self._push({"message": message})
         return mid
+
+    @staticmethod
+    def _entities(text: str) -> list[dict[str, Any]]:
+        entities = []
+        command = len(text.split()[0]) if text.startswith("/") else 0
+        if command:
+            entities.append({"type": "bot_command", "offset": 0,
+                             "length": utf16_len(text[:command])})
+        for m in re.finditer(r"@[A-Za-z0-9_]{5,}", text):
+            if m.start() < command:
+                continue  # the @bot of /command@bot is part of the command
+            entities.append({"type": "mention", "offset": utf16_len(text[: m.start()]),
+                             "length": utf16_len(m.group(0))})
+        return entities
 
     def send_sticker(self, chat: dict[str, Any], user: dict[str, Any]) -> int:
         sticker = {"file_id": "stk1", "file_unique_id": "u1", "type": "regular", "width": 512,
                    "height": 512, "is_animated": False, "is_video": False, "emoji": "🐳"}
         return self.say(chat, user, "", sticker=sticker)
 
-    def send_photo(self, chat: dict[str, Any], user: dict[str, Any]) -> int:
-        photo = [{"file_id": "ph1", "file_unique_id": "p1", "width": 90, "height": 90}]
-        return self.say(chat, user, "", photo=photo)
+    def send_photo(self, chat: dict[str, Any], user: dict[str, Any], caption: str = "") -> int:
+        """A person sends a photo (Telegram delivers it in several sizes, largest last), with a
+        caption of up to 1024 characters whose commands and mentions get entities."""
+        assert utf16_len(caption) <= 1024, "a Telegram client cannot send a longer caption"
+        photo = [{"file_id": "ph1-small", "file_unique_id": "p1", "width": 90, "height": 90},
+                 {"file_id": "ph1-large", "file_unique_id": "p1", "width": 1280,
+                  "height": 1280}]
+        extra: dict[str, Any] = {"photo": photo}
+        if caption:
+            extra["caption"] = caption
+            entities = self._entities(caption)
+            if entities:
+                extra["caption_entities"] = entities
+        return self.say(chat, user, "", **extra)
 
     def press(self, chat: dict[str, Any], user: dict[str, Any], message_id: int,
               data: str) -> str:
