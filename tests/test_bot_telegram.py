@@ -330,7 +330,7 @@ async def test_bad_inputs_get_clear_replies(bots: Bots, tg: FakeTelegram, rt: Ru
     await bots.start()
     chat, alice = tg.private(ALICE), tg.user(ALICE, "Alice")
     tg.say(chat, alice, "/frobnicate")
-    tg.say(chat, alice, "x" * 5000)
+    tg.say_long(chat, alice, "x" * 5000)
     tg.say(chat, alice, "🐳🌊✨")
     tg.send_photo(chat, alice)
     tg.send_sticker(chat, alice)
@@ -371,6 +371,38 @@ async def test_a_photo_captioned_with_story_starts_that_story(
     ideas = [(await rt.store.get(i)).idea for i in await rt.store.by_owner(tuser(BOB))]
     assert ideas == ["a fox who collects moonlight"]
     assert tg.errors == []
+
+
+IDEA_5000 = ("A lighthouse keeper befriends a stranded whale and they sail north together. "
+             * 70)[:5000]
+
+
+async def test_a_5000_character_idea_split_by_the_client_is_one_idea(
+    bots: Bots, tg: FakeTelegram, rt: Runtime
+) -> None:
+    """The client sends it as two messages; the bot answers the whole once: too long, nothing
+    started (not a refusal of the first part and a story from the tail)."""
+    await bots.start()
+    chat, alice = tg.private(ALICE), tg.user(ALICE, "Alice")
+    ids = tg.say_long(chat, alice, IDEA_5000)
+    assert len(ids) == 2
+    refusal = await tg.wait_for(lambda: tg.find(ALICE, "characters; keep it under"),
+                                what="refusal", chat_id=ALICE)
+    group, bob = tg.group(GROUP), tg.user(BOB, "Bob")
+    tg.say_long(group, bob, "/story@storyloom_bot " + IDEA_5000)
+    await tg.wait_for(lambda: tg.find(GROUP, "characters; keep it under"), what="group",
+                      chat_id=GROUP)
+    await asyncio.sleep(2.0)  # the joiner's wait has passed: nothing else comes
+    assert [m.text for m in tg.log(ALICE)] == [refusal[0].text]
+    assert "The idea is 5000 characters; keep it under 2000." in refusal[0].text
+    assert len(tg.log(GROUP)) == 1 and "is 5000 characters" in tg.log(GROUP)[0].text
+    assert await rt.store.by_owner(tuser(ALICE)) == []
+    assert await rt.store.by_owner(tuser(BOB)) == []
+    # a message just under the limit that nothing follows is answered on its own
+    tg.say(chat, alice, IDEA_5000[:1990])
+    await tg.wait_for(lambda: tg.find(ALICE, "Writing the script"), what="story", within=5)
+    story = await rt.store.get((await rt.store.by_owner(tuser(ALICE)))[0])
+    assert story.idea == IDEA_5000[:1990].strip()
 
 
 async def test_forged_replayed_and_double_clicked_buttons(

@@ -16,7 +16,7 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +50,7 @@ from bots.core.delivery import ChatGone
 from bots.core.pump import EventPump, stop_task
 from bots.core.views import AnyView, Text
 from bots.telegram.render import TelegramRenderer, retry_after_s
+from bots.telegram.split import SplitJoiner
 from pipeline.models import ChatRef, Platform, UserRef
 from pipeline.runtime import Runtime
 from pipeline.settings import Settings
@@ -203,6 +204,7 @@ class TelegramBot:
         self._pump_task: asyncio.Task[None] | None = None
         self._admins: dict[tuple[str, str], tuple[float, bool]] = {}
         self._webhook: Any = None
+        self._joiner = SplitJoiner()
         self._add_handlers()
 
     # ------------------------------------------------------------------ lifecycle
@@ -327,11 +329,18 @@ class TelegramBot:
     async def on_help(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await self._answer(update, it.Help())
 
+    def _whole(self, msg: Message) -> Awaitable[str | None]:
+        """The text of ``msg`` joined with the parts a client split it into (None for a part
+        that continues another message). Called before a handler's first ``await``."""
+        user = msg.from_user.id if msg.from_user is not None else 0
+        return self._joiner.whole(msg.chat.id, user, msg.message_id, msg.text or "")
+
     async def on_story(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         idea = " ".join(context.args or [])
         msg = update.effective_message
         if msg is not None and msg.text:  # keep the idea's own spacing and line breaks
-            idea = re.sub(r"^/\S+\s?", "", msg.text, count=1)
+            text = await self._whole(msg)
+            idea = re.sub(r"^/\S+\s?", "", text or msg.text, count=1)
         await self._answer(update, it.StartStory(idea=idea))
 
     async def on_settings(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -377,11 +386,11 @@ class TelegramBot:
         return (asked.decode() if isinstance(asked, bytes) else str(asked)) == str(
             msg.from_user.id)
 
-    async def _addressed(self, msg: Message) -> tuple[bool, str]:
+    async def _addressed(self, msg: Message, text: str | None = None) -> tuple[bool, str]:
         """In a group: is this message for the bot? A mention is; a reply only when it answers
         a question the bot asked that person (a plain reply to a bot message is chatter).
-        Returns the text without the mention."""
-        text = msg.text or msg.caption or ""
+        Returns the text (``msg``'s own unless given) without the mention."""
+        text = text if text is not None else msg.text or msg.caption or ""
         me = self._bot_username()
         mention = f"@{me}".lower()
         if me and mention in text.lower():
@@ -393,10 +402,13 @@ class TelegramBot:
         msg, chat = update.effective_message, update.effective_chat
         if msg is None or chat is None:
             return
+        whole = await self._whole(msg)
+        if whole is None:
+            return  # the rest of a message a client split: answered with its first part
         if chat.type == Chat.PRIVATE:
-            await self._answer(update, it.FreeText(text=msg.text or ""))
+            await self._answer(update, it.FreeText(text=whole))
             return
-        addressed, text = await self._addressed(msg)
+        addressed, text = await self._addressed(msg, whole)
         if not addressed:
             return
         if not text.strip():

@@ -189,6 +189,7 @@ class FakeTelegram(FakeService):
     def say(self, chat: dict[str, Any], user: dict[str, Any], text: str, *,
             reply_to: int | None = None, **extra: Any) -> int:
         """A person writes ``text`` (commands and mentions get their entities)."""
+        assert utf16_len(text) <= 4096, "a Telegram client splits a longer text: use say_long"
         mid = self._new_id(chat["id"])
         message: dict[str, Any] = {"message_id": mid, "date": int(time.time()), "chat": chat,
                                    "from": user, **extra}
@@ -212,10 +213,30 @@ class FakeTelegram(FakeService):
                 replied["from"] = target.sender
                 replied["text"] = target.text or "…"
             message["reply_to_message"] = replied
-        self.messages[(chat["id"], mid)] = Msg(chat["id"], mid, "user", text=text or extra.get("caption", ""),
+        self.messages[(chat["id"], mid)] = Msg(chat["id"], mid, "user",
+                                               text=text or extra.get("caption", ""),
                                                from_bot=False, reply_to=reply_to, sender=user)
         self._push({"message": message})
         return mid
+
+    def say_long(self, chat: dict[str, Any], user: dict[str, Any], text: str) -> list[int]:
+        """A person sends a text over 4096 characters: the client sends it as consecutive
+        messages of at most 4096 (UTF-16 units each), cut at the last space or line break
+        before the limit (which is not sent), else hard at the limit."""
+        ids = []
+        while text:
+            cut = len(text)
+            if utf16_len(text) > 4096:
+                cut = 4096
+                while utf16_len(text[:cut]) > 4096:
+                    cut -= 1
+                space = max(text.rfind(" ", 0, cut + 1), text.rfind("\n", 0, cut + 1))
+                part, text = (text[:space], text[space + 1 :]) if space > 0 else \
+                    (text[:cut], text[cut:])
+            else:
+                part, text = text, ""
+            ids.append(self.say(chat, user, part))
+        return ids
 
     @staticmethod
     def _entities(text: str) -> list[dict[str, Any]]:
