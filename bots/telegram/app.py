@@ -10,17 +10,14 @@ and checks Telegram's secret-token header.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hmac
 import logging
 import re
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
+from collections.abc import Awaitable
 from typing import Any
 
-from aiolimiter import AsyncLimiter
 from telegram import (
     BotCommand,
     CallbackQuery,
@@ -31,10 +28,8 @@ from telegram import (
     ReactionTypeEmoji,
     Update,
 )
-from telegram.error import RetryAfter
 from telegram.ext import (
     Application,
-    BaseRateLimiter,
     CallbackQueryHandler,
     ChatMemberHandler,
     CommandHandler,
@@ -49,7 +44,8 @@ from bots.core.conversation import AdminCheck, Conversation
 from bots.core.delivery import ChatGone
 from bots.core.pump import EventPump, stop_task
 from bots.core.views import AnyView, Text
-from bots.telegram.render import TelegramRenderer, retry_after_s
+from bots.telegram.flood import ChatRateLimiter, Limits
+from bots.telegram.render import TelegramRenderer
 from bots.telegram.split import SplitJoiner
 from pipeline.models import ChatRef, Platform, UserRef
 from pipeline.runtime import Runtime
@@ -66,89 +62,10 @@ COMMANDS = [
     ("cancel", "Stop a story"),
     ("help", "How Storyloom works"),
 ]
-COUNTED = ("send", "edit", "copy", "forward")
+# Updates handled at once: a handler whose reply waits out one chat's flood wait must not keep
+# the others (a button press elsewhere) waiting for a free slot.
+CONCURRENT_UPDATES = 64
 QUESTION_TTL_S = 900  # as long as the conversation waits for a scene's new text
-JSONDict = dict[str, Any]
-
-
-# --------------------------------------------------------------------------- flood control
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Telegram's flood limits as the bot paces itself (about 1/s per chat, 20/min per group)."""
-
-    private_rate: float = 3  # messages ...
-    private_period_s: float = 3  # ... per this period: 1/s with bursts of 3
-    group_rate: float = 20
-    group_period_s: float = 60
-    overall_per_s: float = 30
-
-
-class ChatRateLimiter(BaseRateLimiter[int]):
-    """Paces sends and edits per chat and overall; a 429 pauses every request for its
-    ``retry_after`` and the request is retried, never dropped."""
-
-    def __init__(self, limits: Limits = Limits(), max_retries: int = 8) -> None:
-        self.limits = limits
-        self.max_retries = max_retries
-        self._overall = AsyncLimiter(limits.overall_per_s, 1)
-        self._chats: dict[int, AsyncLimiter] = {}
-        self._open = asyncio.Event()
-        self._open.set()
-
-    async def initialize(self) -> None:
-        return None
-
-    async def shutdown(self) -> None:
-        return None
-
-    def _limiter(self, chat_id: int) -> AsyncLimiter:
-        if chat_id not in self._chats:
-            if len(self._chats) > 2048:
-                self._chats.clear()
-            lim = self.limits
-            self._chats[chat_id] = (
-                AsyncLimiter(lim.group_rate, lim.group_period_s) if chat_id < 0
-                else AsyncLimiter(lim.private_rate, lim.private_period_s)
-            )
-        return self._chats[chat_id]
-
-    async def process_request(
-        self,
-        callback: Callable[..., Coroutine[Any, Any, bool | JSONDict | list[JSONDict]]],
-        args: Any,
-        kwargs: dict[str, Any],
-        endpoint: str,
-        data: dict[str, Any],
-        rate_limit_args: int | None,
-    ) -> bool | JSONDict | list[JSONDict]:
-        chat_id = data.get("chat_id")
-        if endpoint.startswith(COUNTED) and chat_id is not None:
-            with contextlib.suppress(ValueError, TypeError):
-                limiter = self._limiter(int(chat_id))
-                weight = len(data.get("media") or []) if endpoint == "sendMediaGroup" else 1
-                await limiter.acquire(min(max(1, weight), limiter.max_rate))
-            await self._overall.acquire()
-        attempts = (rate_limit_args or self.max_retries) + 1
-        for attempt in range(attempts):
-            await self._open.wait()
-            try:
-                return await callback(*args, **kwargs)
-            except RetryAfter as err:
-                if attempt == attempts - 1:
-                    raise
-                wait = retry_after_s(err) + 0.1
-                log.info("flood limit: waiting", extra={"endpoint": endpoint, "wait_s": wait})
-                if self._open.is_set():
-                    self._open.clear()
-                    try:
-                        await asyncio.sleep(wait)
-                    finally:
-                        self._open.set()
-                else:
-                    await asyncio.sleep(wait)
-        raise AssertionError("unreachable")
 
 
 # --------------------------------------------------------------------------- identities
@@ -179,7 +96,7 @@ class TelegramBot:
         *,
         token: str,
         base_url: str = "https://api.telegram.org",
-        limits: Limits = Limits(),
+        limits: Limits | None = None,
         status_interval_s: tuple[float, float] = (1.5, 6.0),
         consumer: str = "main",
         poll_timeout_s: int = 10,
@@ -188,13 +105,14 @@ class TelegramBot:
         self.conv = conv
         self.poll_timeout_s = poll_timeout_s
         base = base_url.rstrip("/")
+        self.limiter = ChatRateLimiter(limits or Limits())
         self.app: Application[Any, Any, Any, Any, Any, Any] = (
             Application.builder()
             .token(token)
             .base_url(f"{base}/bot")
             .base_file_url(f"{base}/file/bot")
-            .rate_limiter(ChatRateLimiter(limits))
-            .concurrent_updates(8)
+            .rate_limiter(self.limiter)
+            .concurrent_updates(CONCURRENT_UPDATES)
             .build()
         )
         self.renderer = TelegramRenderer(self.app.bot, upload_limit_bytes=conv.size_cap_bytes

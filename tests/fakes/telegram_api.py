@@ -129,9 +129,33 @@ class Msg:
         raise AssertionError(f"no button with {label_part!r} in {self.button_labels()}")
 
 
+@dataclass(frozen=True)
+class Flood:
+    """One kind of chat's flood limits: ``per_s`` requests a second (``burst`` at once), and in
+    a group at most ``per_min`` messages a ``minute_s`` (an album counts each of its items)."""
+
+    per_s: float
+    burst: float = 1.0
+    per_min: int = 0
+    minute_s: float = 60.0
+
+
+# Telegram's documented limits: about one message a second in a chat, 20 a minute in a group,
+# 30 a second overall. ``scale`` < 1 makes time run faster (the same limits, sooner).
+def documented(scale: float = 1.0) -> dict[str, Flood]:
+    return {"private": Flood(per_s=1 / scale),
+            "group": Flood(per_s=1 / scale, per_min=20, minute_s=60 * scale),
+            "overall": Flood(per_s=30 / scale, burst=30)}
+
+
+LENIENT = {"private": Flood(per_s=20, burst=20), "group": Flood(per_s=10, burst=20),
+           "overall": Flood(per_s=300, burst=300)}
+CALLBACK_TTL_S = 15.0  # Telegram refuses an answer to a button press older than this
+TOO_OLD = "Bad Request: query is too old and response timeout expired or query ID is invalid"
+
+
 class FakeTelegram(FakeService):
-    def __init__(self, *, private_limit: tuple[float, float] = (20, 1.0),
-                 group_limit: tuple[float, float] = (20, 2.0)) -> None:
+    def __init__(self, *, limits: dict[str, Flood] | None = None) -> None:
         self.updates: list[dict[str, Any]] = []
         self._update_ids = itertools.count(1)
         self._new_update = asyncio.Event()
@@ -140,9 +164,13 @@ class FakeTelegram(FakeService):
         self.chats: dict[int, dict[str, Any]] = {}
         self.admins: dict[int, set[int]] = {}
         self.kicked: set[int] = set()
-        self.limits = {"private": private_limit, "group": group_limit}
+        self.limits = dict(limits or LENIENT)
         self._buckets: dict[int, tuple[float, float]] = {}
+        self._minute: dict[int, list[float]] = {}
+        self._flood_until: dict[int, float] = {}
         self.floods: list[tuple[int, str]] = []  # (chat, method) answered with 429
+        self.pressed: dict[str, float] = {}  # callback query id -> when it was pressed
+        self.answered_after: dict[str, float] = {}  # callback query id -> seconds to answer
         self.errors: list[tuple[str, str]] = []  # (method, description) of every 4xx answered
         self.answers: list[dict[str, Any]] = []  # answerCallbackQuery calls
         self.commands: list[dict[str, Any]] = []
@@ -277,6 +305,7 @@ class FakeTelegram(FakeService):
         """A person presses a button (``data`` as the client would send it)."""
         target = self.messages[(chat["id"], message_id)]
         qid = f"cb{next(self.callback_ids)}"
+        self.pressed[qid] = time.monotonic()
         msg = {"message_id": message_id, "date": int(time.time()), "chat": chat,
                "from": BOT_USER, "text": target.text or "…"}
         self._push({"callback_query": {"id": qid, "from": user, "chat_instance": "ci1",
@@ -379,17 +408,43 @@ class FakeTelegram(FakeService):
             raise ApiError(403, "Forbidden: bot was kicked from the supergroup chat")
         return self.chats[chat_id]
 
+    def flood_wait(self, chat_id: int, seconds: int) -> None:
+        """Put a chat in a flood wait: every message into it is refused for ``seconds``."""
+        self._flood_until[chat_id] = time.monotonic() + seconds
+
     def _flood(self, chat: dict[str, Any], method: str, weight: int = 1) -> None:
-        n, period = self.limits["private" if chat["type"] == "private" else "group"]
-        rate = n / period
-        now = time.monotonic()
-        level, at = self._buckets.get(chat["id"], (0.0, now))
-        level = max(0.0, level - (now - at) * rate)
-        if level + weight > n + 1e-6:
-            self.floods.append((chat["id"], method))
-            wait = math.ceil((level + weight - n) / rate)
-            raise ApiError(429, f"Too Many Requests: retry after {wait}", retry_after=wait)
-        self._buckets[chat["id"]] = (level + weight, now)
+        """Telegram's flood control: a chat over its limits is in a flood wait, and every
+        message into it is refused with the seconds left; other chats are not affected. The
+        overall limit refuses any chat while it lasts."""
+        cid, now = chat["id"], time.monotonic()
+        until = self._flood_until.get(cid, 0.0)
+        if now < until:
+            self._refuse(cid, method, until - now)
+        lim = self.limits["private" if chat["type"] == "private" else "group"]
+        wait = 0.0
+        level, at = self._buckets.get(cid, (0.0, now))
+        level = max(0.0, level - (now - at) * lim.per_s)
+        if level + 1 > lim.burst + 1e-6:
+            wait = (level + 1 - lim.burst) / lim.per_s
+        recent = [t for t in self._minute.get(cid, []) if t > now - lim.minute_s]
+        if lim.per_min and len(recent) + weight > lim.per_min:
+            wait = max(wait, recent[len(recent) + weight - lim.per_min - 1] + lim.minute_s - now)
+        overall = self.limits["overall"]
+        olevel, oat = self._buckets.get(0, (0.0, now))
+        olevel = max(0.0, olevel - (now - oat) * overall.per_s)
+        if olevel + weight > overall.burst + 1e-6:
+            self._refuse(cid, method, (olevel + weight - overall.burst) / overall.per_s)
+        if wait > 0:
+            self._flood_until[cid] = now + math.ceil(wait)
+            self._refuse(cid, method, math.ceil(wait))
+        self._buckets[cid] = (level + 1, now)
+        self._buckets[0] = (olevel + weight, now)
+        self._minute[cid] = recent + [now] * weight
+
+    def _refuse(self, chat_id: int, method: str, seconds: float) -> None:
+        self.floods.append((chat_id, method))
+        wait = max(1, math.ceil(seconds))
+        raise ApiError(429, f"Too Many Requests: retry after {wait}", retry_after=wait)
 
     @staticmethod
     def _text(raw: str, parse_mode: str | None, limit: int, what: str) -> str:
@@ -610,10 +665,24 @@ class FakeTelegram(FakeService):
         return out
 
     async def m_answerCallbackQuery(self, p: dict[str, Any], f: dict[str, bytes]) -> Any:
+        qid = str(p.get("callback_query_id", ""))
+        pressed = self.pressed.get(qid)
+        if pressed is None or qid in self.answered_after:
+            raise ApiError(400, TOO_OLD)  # unknown, or answered already
         if len(p.get("text", "")) > 200:
             raise ApiError(400, "Bad Request: MESSAGE_TOO_LONG")
+        after = time.monotonic() - pressed
+        if after > CALLBACK_TTL_S:
+            self.answered_after[qid] = after
+            raise ApiError(400, TOO_OLD)
+        self.answered_after[qid] = after
         self.answers.append(p)
         return True
+
+    @property
+    def late_answers(self) -> int:
+        """Button presses answered too late for the person to see the answer."""
+        return sum(1 for after in self.answered_after.values() if after > CALLBACK_TTL_S)
 
     async def m_getChatMember(self, p: dict[str, Any], f: dict[str, bytes]) -> Any:
         chat = self._chat(p)
