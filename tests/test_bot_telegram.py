@@ -632,8 +632,8 @@ async def test_flood_limits_are_respected_by_pacing(
     every message still arrives, in order, once."""
     tg.limits["private"] = Flood(per_s=4, burst=4)
     await bots.start()
-    await board(rt, tchat(ALICE), tuser(ALICE))
     tg.private(ALICE)
+    await board(rt, tchat(ALICE), tuser(ALICE))
     await tg.wait_for(lambda: tg.find(ALICE, "scenes picked"), what="board", chat_id=ALICE,
                       within=30)
     assert tg.floods  # the fake did push back
@@ -671,6 +671,10 @@ async def test_one_groups_flood_wait_holds_up_no_other_chat(
         assert ans["text"] == "Scene 1: frame 2 ✓"
         assert tg.answered_after[qid] < 1.0, tg.answered_after
     assert tg.late_answers == 0 and not [e for e in tg.errors if "too old" in e[1]]
+    # and what the pump shows in those chats (the ticks) is not held up by the group either
+    for uid in people:
+        await tg.wait_for(lambda u=uid: "✓ 2" in scene_msg(tg, u, 1).button_labels(),
+                          what=f"tick in {uid}", chat_id=uid, within=5)
     # the group's wait is respected: one refused try, then silence until it ends
     assert [c for c, _ in tg.floods] == [GROUP]
     assert [(c, round(w)) for c, w in bot.limiter.waits] == [(GROUP, 60)]
