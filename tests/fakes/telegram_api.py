@@ -4,8 +4,12 @@ The real python-telegram-bot ``Application`` talks to it. Tests inject updates (
 ``press``, ``react``, ``kick``...) which ``getUpdates`` hands out; every call is recorded; the
 server keeps each chat's messages (with their edits) so a test can assert what a person would see.
 Telegram's limits are enforced the way Telegram answers them: ``callback_data`` of 1 to 64
-bytes, text up to 4096 and captions up to 1024 characters after entity parsing, albums of 2 to 10,
-HTML that must parse, flood limits answered with 429 and ``retry_after``.
+bytes, text up to 4096 and captions up to 1024 characters after entity parsing, albums of 2 to 10
+photos of up to 10 MB, 50 MB a request, HTML that must parse, a reply to a missing message,
+flood limits per chat answered with 429 and ``retry_after`` (a chat in a flood wait refuses only
+that chat; ``documented()`` gives Telegram's own limits), and a button press answered more than
+15 s later refused as too old. The simulated client splits a text over 4096 characters as real
+clients do (``say_long``) and sends captioned photos with their command entities.
 """
 
 from __future__ import annotations
@@ -647,11 +651,15 @@ class FakeTelegram(FakeService):
         if not 2 <= len(media) <= 10:
             raise ApiError(400, "Bad Request: wrong number of messages in the album; "
                            "must be between 2 and 10")
+        if sum(len(d) for d in f.values()) > 50_000_000:
+            raise ApiError(413, "Request Entity Too Large")
         items = []
         for item in media:
             if item.get("type") != "photo":
                 raise ApiError(400, "Bad Request: unsupported media type in this album")
             data = self._upload({"media": item["media"]}, f, "media")
+            if len(data) > 10_000_000:
+                raise ApiError(400, "Bad Request: PHOTO_INVALID_DIMENSIONS")
             caption = self._text(item.get("caption", ""), item.get("parse_mode"), 1024,
                                  "message caption")
             items.append((len(data), caption, item.get("caption", "")))
