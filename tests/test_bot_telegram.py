@@ -705,6 +705,45 @@ def test_a_groups_lane_keeps_one_a_second_and_20_a_minute() -> None:
     assert t1 == 5.0 and t2 - t1 >= 1 / 0.85 - 1e-9
 
 
+async def test_the_limiter_waits_per_chat_and_overall_only_when_many_chats_are_refused() -> None:
+    """The limiter itself, with calls that stand for the Bot API: a 429 in one chat makes that
+    chat wait and no other; a button answer never waits; 429s from three chats in a second are
+    the overall limit, and then every chat waits."""
+    from telegram.error import RetryAfter
+
+    from bots.telegram.flood import ChatRateLimiter
+
+    limiter = ChatRateLimiter(FAST)
+    loop = asyncio.get_running_loop()
+    refuse = {-1, -2, -3}  # chats that answer one 429 each
+    done: dict[str, float] = {}
+
+    def call(name: str, chat: int | None) -> Any:
+        async def api() -> bool:
+            if chat in refuse:
+                refuse.discard(chat)
+                raise RetryAfter(1)
+            done[name] = loop.time() - t0
+            return True
+        endpoint = "sendMessage" if chat is not None else "answerCallbackQuery"
+        data = {"chat_id": chat} if chat is not None else {"callback_query_id": "q"}
+        return limiter.process_request(api, (), {}, endpoint, data, None)
+
+    t0 = loop.time()
+    await asyncio.gather(call("group", -1), call("other", 5), call("answer", None))
+    assert done["other"] < 0.3 and done["answer"] < 0.3 and done["group"] >= 1.0
+    refuse.update({-2, -3, -4})  # three chats refused at once: the bot's overall limit
+
+    async def after(name: str, chat: int | None) -> None:
+        await asyncio.sleep(0.2)
+        await call(name, chat)
+
+    t0 = loop.time()
+    await asyncio.gather(call("g2", -2), call("g3", -3), call("g4", -4), after("late", 6),
+                         after("answer2", None))
+    assert done["late"] >= 1.0 and done["answer2"] < 0.5  # the overall gate, answers exempt
+
+
 async def test_group_pacing_under_telegrams_limits_gets_no_429(
     bots: Bots, tg: FakeTelegram, rt: Runtime
 ) -> None:
