@@ -338,7 +338,7 @@ class TelegramBot:
         msg, chat = update.effective_message, update.effective_chat
         if msg is None or chat is None:
             return
-        command = self._caption_command(msg, chat)
+        command = self._caption_command(msg)
         if command is not None:
             name, idea = command
             if name == "story":
@@ -349,7 +349,7 @@ class TelegramBot:
         what = "sticker" if msg.sticker else "photo" if msg.photo else "message"
         await self._answer(update, it.NotText(what=what))
 
-    def _caption_command(self, msg: Message, chat: Chat) -> tuple[str, str] | None:
+    def _caption_command(self, msg: Message) -> tuple[str, str] | None:
         """A photo captioned with a command for this bot: its name and the rest of the caption.
         Telegram marks it as a ``bot_command`` entity of the caption, which PTB's command
         handler does not look at."""
