@@ -324,6 +324,11 @@ async def test_group_replies_to_the_bot_are_chatter_unless_it_asked(
     await tg.wait_for(lambda: tg.find(GROUP, "Scene 2 rewritten"), what="edit ack",
                       chat_id=GROUP)
     assert (await rt.store.get(story.id)).scenes[1].narration == "The whale sings at dawn."
+    # the question is answered: a second reply to it is chatter again
+    before = len(tg.log(GROUP))
+    tg.say(group, alice, "thanks!", reply_to=prompt.message_id)
+    await asyncio.sleep(0.8)
+    assert len(tg.log(GROUP)) == before, tg.dump(GROUP)
     assert await rt.store.by_chat(tchat(GROUP, True), 10) == [story.id]
     assert not tg.find(GROUP, "ha, good one") and tg.errors == []
 

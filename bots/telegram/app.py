@@ -292,19 +292,24 @@ class TelegramBot:
     async def _asked(self, chat: ChatRef, ref: str, user: UserRef) -> None:
         await self.rt.redis.set(self._question_key(chat, ref), user.user_id, ex=QUESTION_TTL_S)
 
-    async def _answers_question(self, msg: Message) -> bool:
-        """Is ``msg`` a reply to a question the bot asked its sender?"""
+    async def _answers_question(self, msg: Message, take: bool) -> bool:
+        """Is ``msg`` a reply to a question the bot asked its sender? With ``take``, the
+        question counts as answered: a second reply to it is chatter again."""
         reply = msg.reply_to_message
         if reply is None or reply.from_user is None or reply.from_user.id != self.app.bot.id:
             return False
-        asked = await self.rt.redis.get(self._question_key(chat_ref(msg.chat), str(
-            reply.message_id)))
+        key = self._question_key(chat_ref(msg.chat), str(reply.message_id))
+        asked = await self.rt.redis.get(key)
         if asked is None or msg.from_user is None:
             return False
-        return (asked.decode() if isinstance(asked, bytes) else str(asked)) == str(
-            msg.from_user.id)
+        if (asked.decode() if isinstance(asked, bytes) else str(asked)) != str(msg.from_user.id):
+            return False
+        if take:
+            await self.rt.redis.delete(key)
+        return True
 
-    async def _addressed(self, msg: Message, text: str | None = None) -> tuple[bool, str]:
+    async def _addressed(self, msg: Message, text: str | None = None, *,
+                         take: bool = False) -> tuple[bool, str]:
         """In a group: is this message for the bot? A mention is; a reply only when it answers
         a question the bot asked that person (a plain reply to a bot message is chatter).
         Returns the text (``msg``'s own unless given) without the mention."""
@@ -314,7 +319,7 @@ class TelegramBot:
         if me and mention in text.lower():
             idx = text.lower().index(mention)
             return True, (text[:idx] + text[idx + len(mention):]).strip()
-        return await self._answers_question(msg), text
+        return await self._answers_question(msg, take), text
 
     async def on_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         msg, chat = update.effective_message, update.effective_chat
@@ -326,7 +331,7 @@ class TelegramBot:
         if chat.type == Chat.PRIVATE:
             await self._answer(update, it.FreeText(text=whole))
             return
-        addressed, text = await self._addressed(msg, whole)
+        addressed, text = await self._addressed(msg, whole, take=True)
         if not addressed:
             return
         if not text.strip():
