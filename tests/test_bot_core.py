@@ -131,3 +131,16 @@ async def test_refusals_end_with_one_full_stop(rt: Runtime) -> None:
 
     assert sentence("the idea is empty") == "The idea is empty."
     assert sentence("really?") == "Really?"
+
+
+async def test_a_photo_with_an_idea_is_noted_not_pretended_used(rt: Runtime) -> None:
+    from bots.core.views import Text
+
+    conv = Conversation(rt, Platform.telegram, b"s" * 32)
+    plain = await conv.handle(it.StartStory(idea="a whale learns to sing"), OWNER, DM)
+    assert plain == []  # the event pump shows the story
+    views = await conv.handle(it.StartStory(idea="a fox in the snow", photo="ph1-large"),
+                              OWNER, DM)
+    assert len(views) == 1 and isinstance(views[0], Text) and not views[0].error
+    assert "noted your photo" in views[0].text and "not used" in views[0].text
+    assert len(await rt.store.by_owner(OWNER)) == 2
