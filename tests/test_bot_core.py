@@ -106,3 +106,41 @@ async def test_a_storys_status_view_carries_its_cost(rt: Runtime) -> None:
     s.costs.append(CostEntry(step="storyboard", provider="fal", usd=0.25))
     view = conv.status_view(s, None)
     assert "💰 $0.25 spent of a $1.50 budget" in status_lines(view)
+
+
+async def test_refusals_end_with_one_full_stop(rt: Runtime) -> None:
+    """A refusal whose text already ends a sentence is not given a second full stop."""
+    from bots.core.views import Text
+
+    conv = Conversation(rt, Platform.telegram, b"s" * 32)
+    s = make_story().model_copy(update={"owner": OWNER, "chat": GROUP})
+    await rt.store.create(s)
+    refusals: list[str] = []
+    for intent in (it.PickFrame(story_id=s.id, scene=0, choice=1), it.Approve(story_id=s.id),
+                   it.Cancel(story_id=s.id), it.StartStory(idea="x" * 3000),
+                   it.StartStory(idea="")):
+        views = await conv.handle(intent, OTHER, GROUP)
+        assert len(views) == 1 and isinstance(views[0], Text) and views[0].error, views
+        refusals.append(views[0].text)
+    assert "Only Ann (who started this story) and the group's admins can decide on it." \
+        in refusals
+    for text in refusals:
+        assert text.endswith(".") and not text.endswith(".."), text
+
+    from bots.core.conversation import sentence
+
+    assert sentence("the idea is empty") == "The idea is empty."
+    assert sentence("really?") == "Really?"
+
+
+async def test_a_photo_with_an_idea_is_noted_not_pretended_used(rt: Runtime) -> None:
+    from bots.core.views import Text
+
+    conv = Conversation(rt, Platform.telegram, b"s" * 32)
+    plain = await conv.handle(it.StartStory(idea="a whale learns to sing"), OWNER, DM)
+    assert plain == []  # the event pump shows the story
+    views = await conv.handle(it.StartStory(idea="a fox in the snow", photo="ph1-large"),
+                              OWNER, DM)
+    assert len(views) == 1 and isinstance(views[0], Text) and not views[0].error
+    assert "noted your photo" in views[0].text and "not used" in views[0].text
+    assert len(await rt.store.by_owner(OWNER)) == 2

@@ -8,6 +8,7 @@ through the real offline pipeline are marked slow.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,7 +16,8 @@ import pytest
 import pytest_asyncio
 
 from bots.core.conversation import Conversation
-from bots.telegram.app import Limits, TelegramBot
+from bots.telegram.app import TelegramBot
+from bots.telegram.flood import Limits
 from pipeline.events import EventKind, StoryEvent
 from pipeline.models import (
     ChatRef,
@@ -30,13 +32,12 @@ from pipeline.models import (
 )
 from pipeline.runtime import Runtime
 from tests.fakes.base import mp4, png
-from tests.fakes.telegram_api import TOKEN, FakeTelegram, Msg
+from tests.fakes.telegram_api import TOKEN, FakeTelegram, Flood, Msg, documented
 from tests.pipeline_helpers import unacknowledged
 
 ALICE, BOB, CAROL = 1001, 1002, 1003
 GROUP = -100555
-FAST = Limits(private_rate=20, private_period_s=1, group_rate=20, group_period_s=2,
-              overall_per_s=200)
+FAST = Limits(private_per_s=20, group_per_s=10, group_per_min=10_000, overall_per_s=200)
 
 
 @pytest_asyncio.fixture
@@ -54,7 +55,8 @@ class Bots:
 
     async def start(self, **kw: Any) -> TelegramBot:
         conv = await Conversation.create(self.rt, Platform.telegram, size_cap_bytes=50_000_000)
-        bot = TelegramBot(self.rt, conv, token=TOKEN, base_url=self.fake.url, limits=FAST,
+        kw.setdefault("limits", FAST)
+        bot = TelegramBot(self.rt, conv, token=TOKEN, base_url=self.fake.url,
                           status_interval_s=(0.2, 0.4), poll_timeout_s=1, **kw)
         await bot.start()
         self.running.append(bot)
@@ -282,8 +284,8 @@ async def test_group_story_mentions_replies_and_who_may_decide(
     qid = tg.press(group, alice, s2.message_id, s2.button("1")["callback_data"])
     assert (await tg.wait_for(lambda: tg.answer_for(qid)))["text"] == "Scene 2: frame 1 ✓"
     assert [sc.picked for sc in (await rt.store.get(story.id)).scenes] == ["1a3", "2a1", None]
-    # a reply to the bot is addressed to it: a new idea from Bob
-    tg.say(group, bob, "a fox who collects moonlight", reply_to=s1.message_id)
+    # a mention in a reply is addressed to the bot: a new idea from Bob
+    tg.say(group, bob, "@storyloom_bot a fox who collects moonlight", reply_to=s1.message_id)
     await tg.wait_for(lambda: tg.find(GROUP, "a fox who collects moonlight"), what="reply idea")
     # a command for another bot is ignored, one for us answered
     tg.say(group, bob, "/frobnicate@other_bot")
@@ -293,11 +295,49 @@ async def test_group_story_mentions_replies_and_who_may_decide(
     assert tg.errors == [] and tg.floods == []
 
 
+async def test_group_replies_to_the_bot_are_chatter_unless_it_asked(
+    bots: Bots, tg: FakeTelegram, rt: Runtime
+) -> None:
+    """A plain reply to a bot message in a group ("nice, thanks!") starts nothing; the answer to
+    the bot's own question (the scene-edit prompt) is taken, from the person it asked only."""
+    await bots.start()
+    group = tg.group(GROUP)
+    alice, bob = tg.user(ALICE, "Alice"), tg.user(BOB, "Bob")
+    story = await board(rt, tchat(GROUP, True), tuser(ALICE))
+    await tg.wait_for(lambda: tg.find(GROUP, "scenes picked"), what="board", chat_id=GROUP)
+    status = tg.one(GROUP, "storyboard is ready")
+    s2 = scene_msg(tg, GROUP, 2)
+    before = len(tg.log(GROUP))
+    tg.say(group, bob, "nice, thanks!", reply_to=status.message_id)
+    tg.say(group, alice, "love scene 2", reply_to=s2.message_id)
+    await asyncio.sleep(0.8)
+    assert len(tg.log(GROUP)) == before, tg.dump(GROUP)  # no answer, nothing started
+    assert await rt.store.by_chat(tchat(GROUP, True), 10) == [story.id]
+
+    tg.press(group, alice, s2.message_id, s2.button("Edit scene")["callback_data"])
+    prompt = (await tg.wait_for(lambda: tg.find(GROUP, "send the new text for scene 2"),
+                                what="edit prompt", chat_id=GROUP))[0]
+    assert prompt.force_reply
+    tg.say(group, bob, "ha, good one", reply_to=prompt.message_id)  # not asked: chatter
+    await asyncio.sleep(0.5)
+    tg.say(group, alice, "The whale sings at dawn.", reply_to=prompt.message_id)
+    await tg.wait_for(lambda: tg.find(GROUP, "Scene 2 rewritten"), what="edit ack",
+                      chat_id=GROUP)
+    assert (await rt.store.get(story.id)).scenes[1].narration == "The whale sings at dawn."
+    # the question is answered: a second reply to it is chatter again
+    before = len(tg.log(GROUP))
+    tg.say(group, alice, "thanks!", reply_to=prompt.message_id)
+    await asyncio.sleep(0.8)
+    assert len(tg.log(GROUP)) == before, tg.dump(GROUP)
+    assert await rt.store.by_chat(tchat(GROUP, True), 10) == [story.id]
+    assert not tg.find(GROUP, "ha, good one") and tg.errors == []
+
+
 async def test_bad_inputs_get_clear_replies(bots: Bots, tg: FakeTelegram, rt: Runtime) -> None:
     await bots.start()
     chat, alice = tg.private(ALICE), tg.user(ALICE, "Alice")
     tg.say(chat, alice, "/frobnicate")
-    tg.say(chat, alice, "x" * 5000)
+    tg.say_long(chat, alice, "x" * 5000)
     tg.say(chat, alice, "🐳🌊✨")
     tg.send_photo(chat, alice)
     tg.send_sticker(chat, alice)
@@ -315,6 +355,62 @@ async def test_bad_inputs_get_clear_replies(bots: Bots, tg: FakeTelegram, rt: Ru
     assert any("The idea is empty" in t for t in texts)
     assert await rt.store.by_owner(tuser(ALICE)) == []
     assert tg.errors == []
+
+
+async def test_a_photo_captioned_with_story_starts_that_story(
+    bots: Bots, tg: FakeTelegram, rt: Runtime
+) -> None:
+    await bots.start()
+    chat, alice = tg.private(ALICE), tg.user(ALICE, "Alice")
+    tg.send_photo(chat, alice, caption="/story a lighthouse keeper befriends a stranded whale")
+    await tg.wait_for(lambda: tg.find(ALICE, "Writing the script"), what="status", chat_id=ALICE)
+    await tg.wait_for(lambda: tg.find(ALICE, "noted your photo"), what="note", chat_id=ALICE)
+    note = tg.one(ALICE, "noted your photo")
+    assert "not used in stories yet" in note.text
+    story = await rt.store.get((await rt.store.by_owner(tuser(ALICE)))[0])
+    assert story.idea == "a lighthouse keeper befriends a stranded whale"
+    # in a group: ours when it names us or no bot, never another bot's
+    group, bob = tg.group(GROUP), tg.user(BOB, "Bob")
+    tg.send_photo(group, bob, caption="/story@other_bot a heist at the aquarium")
+    tg.send_photo(group, bob, caption="/story@storyloom_bot a fox who collects moonlight")
+    await tg.wait_for(lambda: tg.find(GROUP, "Writing the script"), what="group story",
+                      chat_id=GROUP)
+    await asyncio.sleep(0.3)
+    ideas = [(await rt.store.get(i)).idea for i in await rt.store.by_owner(tuser(BOB))]
+    assert ideas == ["a fox who collects moonlight"]
+    assert tg.errors == []
+
+
+IDEA_5000 = ("A lighthouse keeper befriends a stranded whale and they sail north together. "
+             * 70)[:5000]
+
+
+async def test_a_5000_character_idea_split_by_the_client_is_one_idea(
+    bots: Bots, tg: FakeTelegram, rt: Runtime
+) -> None:
+    """The client sends it as two messages; the bot answers the whole once: too long, nothing
+    started (not a refusal of the first part and a story from the tail)."""
+    await bots.start()
+    chat, alice = tg.private(ALICE), tg.user(ALICE, "Alice")
+    ids = tg.say_long(chat, alice, IDEA_5000)
+    assert len(ids) == 2
+    refusal = await tg.wait_for(lambda: tg.find(ALICE, "characters; keep it under"),
+                                what="refusal", chat_id=ALICE)
+    group, bob = tg.group(GROUP), tg.user(BOB, "Bob")
+    tg.say_long(group, bob, "/story@storyloom_bot " + IDEA_5000)
+    await tg.wait_for(lambda: tg.find(GROUP, "characters; keep it under"), what="group",
+                      chat_id=GROUP)
+    await asyncio.sleep(2.0)  # the joiner's wait has passed: nothing else comes
+    assert [m.text for m in tg.log(ALICE)] == [refusal[0].text]
+    assert "The idea is 5000 characters; keep it under 2000." in refusal[0].text
+    assert len(tg.log(GROUP)) == 1 and "is 5000 characters" in tg.log(GROUP)[0].text
+    assert await rt.store.by_owner(tuser(ALICE)) == []
+    assert await rt.store.by_owner(tuser(BOB)) == []
+    # a message just under the limit that nothing follows is answered on its own
+    tg.say(chat, alice, IDEA_5000[:1990])
+    await tg.wait_for(lambda: tg.find(ALICE, "Writing the script"), what="story", within=5)
+    story = await rt.store.get((await rt.store.by_owner(tuser(ALICE)))[0])
+    assert story.idea == IDEA_5000[:1990].strip()
 
 
 async def test_forged_replayed_and_double_clicked_buttons(
@@ -455,6 +551,9 @@ async def test_restart_mid_story_resumes_without_duplicates(
     await tg.wait_for(lambda: len(albums(tg, ALICE)) == 2 and len(
         [m for m in tg.log(ALICE) if "Scene 2 of 3" in m.text and m.kind == "text"]) == 1,
         what="two scenes", chat_id=ALICE)
+    # both shown and recorded (a stop between Telegram's answer and the record would post the
+    # scene again: the Bot API has no idempotency key)
+    await tg.wait_for(lambda: bot.pump.rendered >= 2, what="recorded")
     await bots.stop(bot)
     before = len(tg.log(ALICE))
 
@@ -536,16 +635,136 @@ async def test_flood_limits_are_respected_by_pacing(
 ) -> None:
     """With Telegram's limits tighter than the bot thinks, 429s come back and are waited out:
     every message still arrives, in order, once."""
-    tg.limits["private"] = (4, 1.0)
+    tg.limits["private"] = Flood(per_s=4, burst=4)
     await bots.start()
-    await board(rt, tchat(ALICE), tuser(ALICE))
     tg.private(ALICE)
+    await board(rt, tchat(ALICE), tuser(ALICE))
     await tg.wait_for(lambda: tg.find(ALICE, "scenes picked"), what="board", chat_id=ALICE,
                       within=30)
     assert tg.floods  # the fake did push back
     assert len(albums(tg, ALICE)) == 3
     for k in (1, 2, 3):
         scene_msg(tg, ALICE, k)
+
+
+async def test_one_groups_flood_wait_holds_up_no_other_chat(
+    bots: Bots, tg: FakeTelegram, rt: Runtime
+) -> None:
+    """A group is in a 60 s flood wait while its storyboard is being posted; people in five
+    other chats press buttons meanwhile: every press is answered within a second, none too
+    late for Telegram, and nothing is sent into the group before its wait ends."""
+    bot = await bots.start()
+    people = [2001 + i for i in range(5)]
+    chats = {uid: tg.private(uid, f"P{uid}") for uid in people}
+    for uid in people:
+        await board(rt, tchat(uid), tuser(uid, f"P{uid}"), candidates=2)
+    for uid in people:
+        await tg.wait_for(lambda u=uid: tg.find(u, "scenes picked"), what="board", chat_id=uid,
+                          within=30)
+    tg.group(GROUP)
+    tg.flood_wait(GROUP, 60)
+    await board(rt, tchat(GROUP, True), tuser(ALICE))
+    await tg.wait_for(lambda: (GROUP, "sendMessage") in tg.floods, what="the group's 429")
+    qids = {}
+    for uid in people:
+        m = scene_msg(tg, uid, 1)
+        qids[uid] = tg.press(chats[uid], tg.user(uid, f"P{uid}"), m.message_id,
+                             m.button("2")["callback_data"])
+    for uid, qid in qids.items():
+        ans = await tg.wait_for(lambda q=qid: tg.answer_for(q), what=f"answer in {uid}",
+                                within=3)
+        assert ans["text"] == "Scene 1: frame 2 ✓"
+        assert tg.answered_after[qid] < 1.0, tg.answered_after
+    assert tg.late_answers == 0 and not [e for e in tg.errors if "too old" in e[1]]
+    # and what the pump shows in those chats (the ticks) is not held up by the group either
+    for uid in people:
+        await tg.wait_for(lambda u=uid: "✓ 2" in scene_msg(tg, u, 1).button_labels(),
+                          what=f"tick in {uid}", chat_id=uid, within=5)
+    # the group's wait is respected: one refused try, then silence until it ends
+    assert [c for c, _ in tg.floods] == [GROUP]
+    assert [(c, round(w)) for c, w in bot.limiter.waits] == [(GROUP, 60)]
+
+
+def test_a_groups_lane_keeps_one_a_second_and_20_a_minute() -> None:
+    """The pacing itself, on a clock that only moves forward: a group gets at most one request
+    in any 1.25 s and at most 18 messages in any minute, albums counted photo by photo; a flood
+    wait moves everything after it."""
+    from bots.telegram.flood import Lane
+
+    lim = Limits()
+    lane = Lane(1 / lim.group_per_s, lim.group_per_min, lim.minute_s)
+    booked: list[tuple[float, int]] = []
+    for n in range(40):
+        weight = 3 if n % 4 == 0 else 1
+        booked.append((lane.reserve(0.0, weight), weight))
+    times = [t for t, _ in booked]
+    assert all(b - a >= 1.25 - 1e-9 for a, b in itertools.pairwise(times))
+    for start, _ in booked:
+        in_minute = sum(w for t, w in booked if start <= t < start + 60)
+        assert in_minute <= 18, (start, in_minute)
+    assert times[-1] < 200  # and no slower than it must be
+    lane.flood_wait(times[-1] + 60)
+    assert lane.reserve(0.0) >= times[-1] + 60
+    private = Lane(1 / lim.private_per_s)
+    t1, t2 = private.reserve(5.0), private.reserve(5.0)
+    assert t1 == 5.0 and t2 - t1 >= 1 / 0.85 - 1e-9
+
+
+async def test_the_limiter_waits_per_chat_and_overall_only_when_many_chats_are_refused() -> None:
+    """The limiter itself, with calls that stand for the Bot API: a 429 in one chat makes that
+    chat wait and no other; a button answer never waits; 429s from three chats in a second are
+    the overall limit, and then every chat waits."""
+    from telegram.error import RetryAfter
+
+    from bots.telegram.flood import ChatRateLimiter
+
+    limiter = ChatRateLimiter(FAST)
+    loop = asyncio.get_running_loop()
+    refuse = {-1, -2, -3}  # chats that answer one 429 each
+    done: dict[str, float] = {}
+
+    def call(name: str, chat: int | None) -> Any:
+        async def api() -> bool:
+            if chat in refuse:
+                refuse.discard(chat)
+                raise RetryAfter(1)
+            done[name] = loop.time() - t0
+            return True
+        endpoint = "sendMessage" if chat is not None else "answerCallbackQuery"
+        data = {"chat_id": chat} if chat is not None else {"callback_query_id": "q"}
+        return limiter.process_request(api, (), {}, endpoint, data, None)
+
+    t0 = loop.time()
+    await asyncio.gather(call("group", -1), call("other", 5), call("answer", None))
+    assert done["other"] < 0.3 and done["answer"] < 0.3 and done["group"] >= 1.0
+    refuse.update({-2, -3, -4})  # three chats refused at once: the bot's overall limit
+
+    async def after(name: str, chat: int | None) -> None:
+        await asyncio.sleep(0.2)
+        await call(name, chat)
+
+    t0 = loop.time()
+    await asyncio.gather(call("g2", -2), call("g3", -3), call("g4", -4), after("late", 6),
+                         after("answer2", None))
+    assert done["late"] >= 1.0 and done["answer2"] < 0.5  # the overall gate, answers exempt
+
+
+async def test_group_pacing_under_telegrams_limits_gets_no_429(
+    bots: Bots, tg: FakeTelegram, rt: Runtime
+) -> None:
+    """Telegram's documented limits (time running twice as fast) and the bot's own pacing:
+    a group storyboard and a private one posted at once, and not one 429."""
+    tg.limits = documented(0.5)
+    await bots.start(limits=Limits().scaled(0.5))
+    tg.group(GROUP)
+    tg.private(ALICE)
+    await board(rt, tchat(GROUP, True), tuser(ALICE), candidates=2)
+    await board(rt, tchat(ALICE), tuser(ALICE), candidates=2)
+    for cid in (GROUP, ALICE):
+        await tg.wait_for(lambda c=cid: tg.find(c, "scenes picked"), what="board", chat_id=cid,
+                          within=40)
+        assert len(albums(tg, cid)) == 3
+    assert tg.floods == [] and tg.errors == []
 
 
 async def test_video_buttons_regenerate_revoice_remix(
@@ -592,17 +811,55 @@ async def test_status_mystories_and_cancel(bots: Bots, tg: FakeTelegram, rt: Run
     tg.say(chat, alice, "/mystories")
     mine = await tg.wait_for(lambda: tg.find(ALICE, "Your stories"), what="mystories")
     assert story.id in mine[0].text and "awaiting approval" in mine[0].text
+    s1 = scene_msg(tg, ALICE, 1)
+    old_pick = s1.button("1")["callback_data"]
     tg.say(chat, alice, "/cancel")
     await tg.wait_for(lambda: tg.find(ALICE, "🛑 Cancelled “The Keeper"), what="cancel")
     assert (await rt.store.get(story.id)).status == Status.cancelled
     await tg.wait_for(lambda: tg.find(ALICE, "🛑 Cancelled.\n") or
                       any(m.text.endswith("🛑 Cancelled.") for m in tg.log(ALICE)),
                       what="status shows cancelled")
-    # pressing an old button of a cancelled story: a clear answer, no change
-    s1 = scene_msg(tg, ALICE, 1)
-    qid = tg.press(chat, alice, s1.message_id, s1.button("1")["callback_data"])
+    # its buttons are taken off; one pressed from a client that still shows it: a clear answer
+    await tg.wait_for(lambda: scene_msg(tg, ALICE, 1).buttons == [], what="disarmed")
+    qid = tg.press(chat, alice, s1.message_id, old_pick)
     ans = await tg.wait_for(lambda: tg.answer_for(qid))
     assert "not when cancelled" in ans["text"]
+
+
+async def test_a_cancel_while_the_pump_is_behind_posts_no_storyboard(
+    bots: Bots, tg: FakeTelegram, rt: Runtime
+) -> None:
+    """The pump lags behind the worker; the person cancels: the scenes still queued are never
+    posted after "Cancelled", and the scene already shown loses its buttons."""
+    from bots.core.pump import stop_task
+
+    bot = await bots.start()
+    chat, alice = tg.private(ALICE), tg.user(ALICE, "Alice")
+    story = await board(rt, tchat(ALICE), tuser(ALICE), publish=False)
+    await rt.outbox.publish(StoryEvent.of(story, EventKind.candidates, step="storyboard",
+                                          scene=0, current=1, total=3))
+    await tg.wait_for(lambda: [m for m in tg.log(ALICE) if "Scene 1 of 3" in m.text
+                               and m.buttons], what="scene 1", chat_id=ALICE)
+    await stop_task(bot._pump_task)  # the pump falls behind: scenes 2 and 3 wait in the stream
+    for i in (1, 2):
+        await rt.outbox.publish(StoryEvent.of(story, EventKind.candidates, step="storyboard",
+                                              scene=i, current=i + 1, total=3))
+    await rt.outbox.publish(StoryEvent.of(story, EventKind.awaiting_approval, step="storyboard"))
+    tg.say(chat, alice, "/cancel")
+    cancelled = (await tg.wait_for(lambda: tg.find(ALICE, "🛑 Cancelled “"), what="cancel",
+                                   chat_id=ALICE))[0]
+    bot._pump_task = asyncio.create_task(bot.pump.run())
+    await tg.wait_for(lambda: any(m.text.endswith("🛑 Cancelled.") for m in tg.log(ALICE)),
+                      what="status cancelled", chat_id=ALICE)
+    await tg.wait_for(lambda: scene_msg(tg, ALICE, 1).buttons == [], what="disarmed",
+                      chat_id=ALICE)
+    await asyncio.sleep(0.3)
+    assert await unacknowledged(rt, "telegram") == 0
+    after = [m for m in tg.log(ALICE) if m.message_id > cancelled.message_id]
+    assert after == [], tg.dump(ALICE)  # nothing posted after "Cancelled"
+    assert not [m for m in tg.log(ALICE) if "Scene 2 of 3" in m.text or "scenes picked" in
+                m.text]
+    assert all(not m.buttons for m in tg.log(ALICE))
 
 
 async def test_webhook_mode_checks_the_secret(bots: Bots, tg: FakeTelegram, rt: Runtime) -> None:

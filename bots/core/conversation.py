@@ -141,6 +141,16 @@ def shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
+def sentence(text: str) -> str:
+    """``text`` as one sentence: a capital first letter and one closing full stop (a text that
+    already ends a sentence keeps its own ending)."""
+    text = text.strip()
+    if not text:
+        return text
+    text = text[:1].upper() + text[1:]
+    return text if text.endswith((".", "!", "?", "…")) else text + "."
+
+
 def approve_text(view: ApproveView, bold: Callable[[str], str]) -> str:
     """The approval message; the adapter says how to make text bold in its markup."""
     if view.state == "approved":
@@ -317,12 +327,10 @@ class Conversation:
         """Run ``work``, turning the pipeline's refusals into error views."""
         try:
             return await work
-        except BadIdea as err:
-            return [_error(f"{str(err)[:1].upper()}{str(err)[1:]}.")]
         except (StoryNotFound, CorruptStory):
             return [_error("There is no such story in this chat.")]
-        except (BadRequest, IllegalTransition) as err:
-            return [_error(f"{str(err)[:1].upper()}{str(err)[1:]}.")]
+        except (BadIdea, BadRequest, IllegalTransition) as err:
+            return [_error(sentence(str(err)))]
         except ConflictError:
             return [_error("That story is busy right now; try again in a moment.")]
 
@@ -456,6 +464,9 @@ class Conversation:
                 changes["scenes"] = chosen.scenes
             options = options.model_copy(update=changes)
         await self.api.start_story(idea, actor, chat, options)
+        if chosen is not None and chosen.photo:  # noted, and honestly not used (yet)
+            return [Text(text="📎 I noted your photo, but photos are not used in stories yet: "
+                              "this one is drawn from your words alone.")]
         return []  # the event pump posts the story's status message
 
     async def _story_here(self, story_id: str, chat: ChatRef) -> Story:

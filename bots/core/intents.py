@@ -30,6 +30,8 @@ class StartStory(Intent):
     scenes: int | None = None
     aspect: str | None = None
     style: str | None = None
+    photo: str | None = Field(None, description="the platform's id of a photo sent with the "
+                              "idea, kept for the character library (not used yet)")
 
 
 class FreeText(Intent):

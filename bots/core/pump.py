@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bots.core.conversation import (
@@ -26,11 +28,13 @@ from pipeline.errors import (
     StoryloomError,
     StoryNotFound,
 )
-from pipeline.events import EventKind, StoryEvent
+from pipeline.events import EventKind, StoryEvent, stream_key
 from pipeline.models import ChatRef, Status, Story
 
 log = logging.getLogger(__name__)
 
+# Slots whose messages carry buttons that act on the story.
+ARMED = ("scene:", "approve", "video:")
 # States whose status line is shown by the event that reached them, never by a deferred update.
 FINAL_VIEWS = frozenset({Status.done, Status.failed, Status.cancelled, Status.awaiting_approval})
 
@@ -54,6 +58,7 @@ class EventPump:
         block_ms: int = 500,
         chat_filter: Callable[[ChatRef], bool] | None = None,
         start: str = "0",
+        max_backlog: int = 500,
     ) -> None:
         self.conv = conv
         self.renderer = renderer
@@ -69,6 +74,13 @@ class EventPump:
         self._step_first: dict[tuple[str, str], float] = {}
         self._failures: dict[str, int] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._lanes: dict[str, deque[Callable[[], Awaitable[None]]]] = {}
+        self._lane_tasks: dict[str, asyncio.Task[None]] = {}
+        self._backlog = 0
+        self._recovering = True
+        self._stopping = False
+        self.stop_grace_s = 3.0
+        self.max_backlog = max_backlog
         self.rendered = 0
 
     @property
@@ -77,43 +89,128 @@ class EventPump:
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         await self.outbox.ensure_group(self.platform, self.group, start=self.start)
-        while stop is None or not stop.is_set():
-            try:
-                await self.step()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("event pump hiccup; retrying", extra={"platform": self.platform})
-                await asyncio.sleep(1.0)
+        self._recovering = True
+        try:
+            while stop is None or not stop.is_set():
+                try:
+                    await self.step()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("event pump hiccup; retrying",
+                                  extra={"platform": self.platform})
+                    await asyncio.sleep(1.0)
+        finally:
+            await self._stop_lanes()
 
     async def step(self) -> int:
-        """Read one batch, render it, flush due progress edits; returns events handled."""
+        """Read one batch and hand each event to its chat's lane (after a restart, first render
+        the events read before it, in order); flush due progress edits. Returns the events
+        taken."""
         await self.flush()
+        if self._recovering:
+            return await self._recover()
+        if self._backlog >= self.max_backlog:
+            await asyncio.sleep(0.05)  # the lanes are behind: read more once they catch up
+            return 0
         batch = await self.outbox.read(self.platform, self.group, self.consumer,
-                                       block_ms=self.block_ms)
+                                       block_ms=self.block_ms, pending_first=False)
+        for entry_id, ev in batch:
+            self._to_lane(ev.chat, functools.partial(self._in_lane, entry_id, ev))
+        return len(batch)
+
+    async def _recover(self) -> int:
+        """The events this consumer read but never acknowledged (a restart), one by one."""
+        batch = await self.outbox.read(self.platform, self.group, self.consumer, block_ms=None)
         done = 0
         for entry_id, ev in batch:
-            try:
-                await self.process(ev)
-            except ChatGone:
-                await self.conv.delivery.mark_gone(ev.chat)
-                log.info("chat is gone; dropping its events", extra={"chat": ev.chat.key})
-            except (StoryloomError, MediaNotFound) as err:
-                log.warning("cannot render event", extra={"story_id": ev.story_id,
-                                                          "kind": ev.kind, "err": str(err)})
-            except Exception as err:
-                n = self._failures.get(entry_id, 0) + 1
-                self._failures[entry_id] = n
-                if n < 5 and _transient(err):
-                    log.warning("render failed; will retry",
-                                extra={"story_id": ev.story_id, "err": type(err).__name__})
-                    await asyncio.sleep(min(5.0, 0.5 * n))
-                    return done  # not acknowledged: read again (pending first)
-                log.exception("giving up on an event", extra={"story_id": ev.story_id})
-            self._failures.pop(entry_id, None)
-            await self.outbox.ack(self.platform, self.group, entry_id)
+            if not await self._once(entry_id, ev):
+                return done  # not acknowledged: read again (pending first)
             done += 1
+        if not await self._has_pending():
+            self._recovering = False
         return done
+
+    async def _has_pending(self) -> bool:
+        rows = await self.conv.rt.redis.xpending_range(
+            stream_key(self.platform), self.group, min="-", max="+", count=1,
+            consumername=self.consumer)
+        return bool(rows)
+
+    async def _in_lane(self, entry_id: str, ev: StoryEvent) -> None:
+        """Render one event in its chat's lane, retrying a passing failure in place."""
+        while not await self._once(entry_id, ev):
+            pass
+
+    async def _once(self, entry_id: str, ev: StoryEvent) -> bool:
+        """Render one event and acknowledge it; ``False`` when it should be tried again."""
+        try:
+            await self.process(ev)
+        except ChatGone:
+            await self.conv.delivery.mark_gone(ev.chat)
+            log.info("chat is gone; dropping its events", extra={"chat": ev.chat.key})
+        except (StoryloomError, MediaNotFound) as err:
+            log.warning("cannot render event", extra={"story_id": ev.story_id,
+                                                      "kind": ev.kind, "err": str(err)})
+        except Exception as err:
+            n = self._failures.get(entry_id, 0) + 1
+            self._failures[entry_id] = n
+            if n < 5 and _transient(err):
+                log.warning("render failed; will retry",
+                            extra={"story_id": ev.story_id, "err": type(err).__name__})
+                await asyncio.sleep(min(5.0, 0.5 * n))
+                return False
+            log.exception("giving up on an event", extra={"story_id": ev.story_id})
+        self._failures.pop(entry_id, None)
+        await self.outbox.ack(self.platform, self.group, entry_id)
+        return True
+
+    # ------------------------------------------------------------------ one lane per chat
+    # A chat's events are rendered in order; chats do not wait for each other, so a chat whose
+    # platform makes the bot wait (a flood wait of a minute) holds up only itself.
+
+    def _to_lane(self, chat: ChatRef, job: Callable[[], Awaitable[None]]) -> None:
+        queue = self._lanes.setdefault(chat.key, deque())
+        queue.append(job)
+        self._backlog += 1
+        if chat.key not in self._lane_tasks:
+            self._lane_tasks[chat.key] = asyncio.create_task(self._drain(chat.key, queue),
+                                                             name=f"pump-lane-{chat.key}")
+
+    async def _drain(self, key: str, queue: deque[Callable[[], Awaitable[None]]]) -> None:
+        try:
+            while queue and not self._stopping:
+                job = queue.popleft()
+                try:
+                    await job()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("event pump lane hiccup", extra={"chat": key})
+                finally:
+                    self._backlog -= 1
+        finally:
+            self._lane_tasks.pop(key, None)
+            if not queue:
+                self._lanes.pop(key, None)
+
+    async def _stop_lanes(self) -> None:
+        """Stop every lane: each finishes the event in hand for a moment (a message posted but
+        not yet recorded would be posted again after a restart); what they had not acknowledged
+        is read again after a restart."""
+        tasks = list(self._lane_tasks.values())
+        self._stopping = True
+        try:
+            if tasks:
+                await asyncio.wait(tasks, timeout=self.stop_grace_s)
+        finally:
+            self._stopping = False
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._lane_tasks.clear()
+        self._lanes.clear()
+        self._backlog = 0
 
     async def flush(self) -> None:
         now = time.monotonic()
@@ -122,17 +219,20 @@ class EventPump:
             interval = self.group_s if story_chat_group else self.private_s
             if status_due(self._last_status.get(sid), now, interval):
                 del self._deferred[sid]
-                try:
-                    story = await self.conv.api.get(sid)
-                    if story.status in FINAL_VIEWS:
-                        continue  # the event that got it there shows it, in order
-                    async with self._lock(sid):
-                        await self._show_status(story, ev, force=True)
-                except ChatGone:
-                    await self.conv.delivery.mark_gone(ev.chat)
-                except Exception as err:
-                    log.warning("deferred status failed", extra={"story_id": sid,
-                                                                 "err": type(err).__name__})
+                self._to_lane(ev.chat, functools.partial(self._deferred_status, sid, ev))
+
+    async def _deferred_status(self, sid: str, ev: StoryEvent) -> None:
+        try:
+            story = await self.conv.api.get(sid)
+            if story.status in FINAL_VIEWS:
+                return  # the event that got it there shows it, in order
+            async with self._lock(sid):
+                await self._show_status(story, ev, force=True)
+        except ChatGone:
+            await self.conv.delivery.mark_gone(ev.chat)
+        except Exception as err:
+            log.warning("deferred status failed", extra={"story_id": sid,
+                                                         "err": type(err).__name__})
 
     def _lock(self, sid: str) -> asyncio.Lock:
         return self._locks.setdefault(sid, asyncio.Lock())
@@ -153,6 +253,10 @@ class EventPump:
 
     async def _render(self, story: Story, ev: StoryEvent) -> None:
         conv, d, r, chat = self.conv, self.conv.delivery, self.renderer, story.chat
+        if story.status == Status.cancelled:  # an older event of an ended story shows nothing
+            await self._show_status(story, ev, force=True)
+            await self._disarm(story)
+            return
         if ev.step:
             self._step_first.setdefault((story.id, ev.step), ev.at)
         final = story.status in FINAL_VIEWS
@@ -181,6 +285,12 @@ class EventPump:
             await self._retire_old(story, ev.scene, shown)
         if "approve" in shown:
             await d.show(r, chat, conv.approve_view(story))
+
+    async def _disarm(self, story: Story) -> None:
+        """Take the buttons off every message of the story that still offers a choice."""
+        for slot in await self.conv.delivery.all(story.id):
+            if slot.startswith(ARMED):
+                await self.conv.delivery.retire(self.renderer, story.chat, story.id, slot)
 
     async def _show_status(self, story: Story, ev: StoryEvent, force: bool) -> None:
         now = time.monotonic()

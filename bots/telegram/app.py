@@ -10,30 +10,26 @@ and checks Telegram's secret-token header.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hmac
 import logging
 import re
 import secrets
 import time
-from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from collections.abc import Awaitable
 from typing import Any
 
-from aiolimiter import AsyncLimiter
 from telegram import (
     BotCommand,
     CallbackQuery,
     Chat,
     Message,
+    MessageEntity,
     MessageReactionUpdated,
     ReactionTypeEmoji,
     Update,
 )
-from telegram.error import RetryAfter
 from telegram.ext import (
     Application,
-    BaseRateLimiter,
     CallbackQueryHandler,
     ChatMemberHandler,
     CommandHandler,
@@ -48,7 +44,9 @@ from bots.core.conversation import AdminCheck, Conversation
 from bots.core.delivery import ChatGone
 from bots.core.pump import EventPump, stop_task
 from bots.core.views import AnyView, Text
-from bots.telegram.render import TelegramRenderer, retry_after_s
+from bots.telegram.flood import ChatRateLimiter, Limits
+from bots.telegram.render import TelegramRenderer
+from bots.telegram.split import SplitJoiner
 from pipeline.models import ChatRef, Platform, UserRef
 from pipeline.runtime import Runtime
 from pipeline.settings import Settings
@@ -64,88 +62,10 @@ COMMANDS = [
     ("cancel", "Stop a story"),
     ("help", "How Storyloom works"),
 ]
-COUNTED = ("send", "edit", "copy", "forward")
-JSONDict = dict[str, Any]
-
-
-# --------------------------------------------------------------------------- flood control
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Telegram's flood limits as the bot paces itself (about 1/s per chat, 20/min per group)."""
-
-    private_rate: float = 3  # messages ...
-    private_period_s: float = 3  # ... per this period: 1/s with bursts of 3
-    group_rate: float = 20
-    group_period_s: float = 60
-    overall_per_s: float = 30
-
-
-class ChatRateLimiter(BaseRateLimiter[int]):
-    """Paces sends and edits per chat and overall; a 429 pauses every request for its
-    ``retry_after`` and the request is retried, never dropped."""
-
-    def __init__(self, limits: Limits = Limits(), max_retries: int = 8) -> None:
-        self.limits = limits
-        self.max_retries = max_retries
-        self._overall = AsyncLimiter(limits.overall_per_s, 1)
-        self._chats: dict[int, AsyncLimiter] = {}
-        self._open = asyncio.Event()
-        self._open.set()
-
-    async def initialize(self) -> None:
-        return None
-
-    async def shutdown(self) -> None:
-        return None
-
-    def _limiter(self, chat_id: int) -> AsyncLimiter:
-        if chat_id not in self._chats:
-            if len(self._chats) > 2048:
-                self._chats.clear()
-            lim = self.limits
-            self._chats[chat_id] = (
-                AsyncLimiter(lim.group_rate, lim.group_period_s) if chat_id < 0
-                else AsyncLimiter(lim.private_rate, lim.private_period_s)
-            )
-        return self._chats[chat_id]
-
-    async def process_request(
-        self,
-        callback: Callable[..., Coroutine[Any, Any, bool | JSONDict | list[JSONDict]]],
-        args: Any,
-        kwargs: dict[str, Any],
-        endpoint: str,
-        data: dict[str, Any],
-        rate_limit_args: int | None,
-    ) -> bool | JSONDict | list[JSONDict]:
-        chat_id = data.get("chat_id")
-        if endpoint.startswith(COUNTED) and chat_id is not None:
-            with contextlib.suppress(ValueError, TypeError):
-                limiter = self._limiter(int(chat_id))
-                weight = len(data.get("media") or []) if endpoint == "sendMediaGroup" else 1
-                await limiter.acquire(min(max(1, weight), limiter.max_rate))
-            await self._overall.acquire()
-        attempts = (rate_limit_args or self.max_retries) + 1
-        for attempt in range(attempts):
-            await self._open.wait()
-            try:
-                return await callback(*args, **kwargs)
-            except RetryAfter as err:
-                if attempt == attempts - 1:
-                    raise
-                wait = retry_after_s(err) + 0.1
-                log.info("flood limit: waiting", extra={"endpoint": endpoint, "wait_s": wait})
-                if self._open.is_set():
-                    self._open.clear()
-                    try:
-                        await asyncio.sleep(wait)
-                    finally:
-                        self._open.set()
-                else:
-                    await asyncio.sleep(wait)
-        raise AssertionError("unreachable")
+# Updates handled at once: a handler whose reply waits out one chat's flood wait must not keep
+# the others (a button press elsewhere) waiting for a free slot.
+CONCURRENT_UPDATES = 64
+QUESTION_TTL_S = 900  # as long as the conversation waits for a scene's new text
 
 
 # --------------------------------------------------------------------------- identities
@@ -176,7 +96,7 @@ class TelegramBot:
         *,
         token: str,
         base_url: str = "https://api.telegram.org",
-        limits: Limits = Limits(),
+        limits: Limits | None = None,
         status_interval_s: tuple[float, float] = (1.5, 6.0),
         consumer: str = "main",
         poll_timeout_s: int = 10,
@@ -185,13 +105,14 @@ class TelegramBot:
         self.conv = conv
         self.poll_timeout_s = poll_timeout_s
         base = base_url.rstrip("/")
+        self.limiter = ChatRateLimiter(limits or Limits())
         self.app: Application[Any, Any, Any, Any, Any, Any] = (
             Application.builder()
             .token(token)
             .base_url(f"{base}/bot")
             .base_file_url(f"{base}/file/bot")
-            .rate_limiter(ChatRateLimiter(limits))
-            .concurrent_updates(8)
+            .rate_limiter(self.limiter)
+            .concurrent_updates(CONCURRENT_UPDATES)
             .build()
         )
         self.renderer = TelegramRenderer(self.app.bot, upload_limit_bytes=conv.size_cap_bytes
@@ -201,6 +122,7 @@ class TelegramBot:
         self._pump_task: asyncio.Task[None] | None = None
         self._admins: dict[tuple[str, str], tuple[float, bool]] = {}
         self._webhook: Any = None
+        self._joiner = SplitJoiner()
         self._add_handlers()
 
     # ------------------------------------------------------------------ lifecycle
@@ -307,8 +229,11 @@ class TelegramBot:
                 if isinstance(view, Text) and view.replace_source and source is not None:
                     await self.renderer.edit_source(chat, source.message_id, view)
                     continue
-                await self.renderer.reply(chat, view, reply_to=reply_to,
-                                          mention=(user.user_id, user.display_name))
+                refs = await self.renderer.reply(chat, view, reply_to=reply_to,
+                                                 mention=(user.user_id, user.display_name))
+                if isinstance(view, Text) and view.ask_reply:
+                    for ref in refs:
+                        await self._asked(chat, ref, user)
             except ChatGone:
                 await self.conv.delivery.mark_gone(chat)
                 return
@@ -322,11 +247,18 @@ class TelegramBot:
     async def on_help(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await self._answer(update, it.Help())
 
+    def _whole(self, msg: Message) -> Awaitable[str | None]:
+        """The text of ``msg`` joined with the parts a client split it into (None for a part
+        that continues another message). Called before a handler's first ``await``."""
+        user = msg.from_user.id if msg.from_user is not None else 0
+        return self._joiner.whole(msg.chat.id, user, msg.message_id, msg.text or "")
+
     async def on_story(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         idea = " ".join(context.args or [])
         msg = update.effective_message
         if msg is not None and msg.text:  # keep the idea's own spacing and line breaks
-            idea = re.sub(r"^/\S+\s?", "", msg.text, count=1)
+            text = await self._whole(msg)
+            idea = re.sub(r"^/\S+\s?", "", text or msg.text, count=1)
         await self._answer(update, it.StartStory(idea=idea))
 
     async def on_settings(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -352,29 +284,54 @@ class TelegramBot:
             return  # a command for another bot in the group
         await self._answer(update, it.UnknownCommand(command=name))
 
-    def _addressed(self, msg: Message) -> tuple[bool, str]:
-        """In a group: is this message for the bot (a mention, or a reply to it)? And its text
-        without the mention."""
-        text = msg.text or msg.caption or ""
+    # A question the bot asked (sent with ForceReply) is remembered with the person it asked,
+    # for as long as the conversation keeps the pending answer.
+    def _question_key(self, chat: ChatRef, ref: str) -> str:
+        return f"sl:bot:telegram:asked:{chat.chat_id}:{ref}"
+
+    async def _asked(self, chat: ChatRef, ref: str, user: UserRef) -> None:
+        await self.rt.redis.set(self._question_key(chat, ref), user.user_id, ex=QUESTION_TTL_S)
+
+    async def _answers_question(self, msg: Message, take: bool) -> bool:
+        """Is ``msg`` a reply to a question the bot asked its sender? With ``take``, the
+        question counts as answered: a second reply to it is chatter again."""
+        reply = msg.reply_to_message
+        if reply is None or reply.from_user is None or reply.from_user.id != self.app.bot.id:
+            return False
+        key = self._question_key(chat_ref(msg.chat), str(reply.message_id))
+        asked = await self.rt.redis.get(key)
+        if asked is None or msg.from_user is None:
+            return False
+        if (asked.decode() if isinstance(asked, bytes) else str(asked)) != str(msg.from_user.id):
+            return False
+        if take:
+            await self.rt.redis.delete(key)
+        return True
+
+    async def _addressed(self, msg: Message, text: str | None = None, *,
+                         take: bool = False) -> tuple[bool, str]:
+        """In a group: is this message for the bot? A mention is; a reply only when it answers
+        a question the bot asked that person (a plain reply to a bot message is chatter).
+        Returns the text (``msg``'s own unless given) without the mention."""
+        text = text if text is not None else msg.text or msg.caption or ""
         me = self._bot_username()
         mention = f"@{me}".lower()
         if me and mention in text.lower():
             idx = text.lower().index(mention)
             return True, (text[:idx] + text[idx + len(mention):]).strip()
-        reply = msg.reply_to_message
-        if reply is not None and reply.from_user is not None and \
-                reply.from_user.id == self.app.bot.id:
-            return True, text
-        return False, text
+        return await self._answers_question(msg, take), text
 
     async def on_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         msg, chat = update.effective_message, update.effective_chat
         if msg is None or chat is None:
             return
+        whole = await self._whole(msg)
+        if whole is None:
+            return  # the rest of a message a client split: answered with its first part
         if chat.type == Chat.PRIVATE:
-            await self._answer(update, it.FreeText(text=msg.text or ""))
+            await self._answer(update, it.FreeText(text=whole))
             return
-        addressed, text = self._addressed(msg)
+        addressed, text = await self._addressed(msg, whole, take=True)
         if not addressed:
             return
         if not text.strip():
@@ -386,10 +343,32 @@ class TelegramBot:
         msg, chat = update.effective_message, update.effective_chat
         if msg is None or chat is None:
             return
-        if chat.type != Chat.PRIVATE and not self._addressed(msg)[0]:
+        command = self._caption_command(msg)
+        if command is not None:
+            name, idea = command
+            if name == "story":
+                await self._answer(update, it.StartStory(idea=idea, photo=msg.photo[-1].file_id))
+                return
+        if chat.type != Chat.PRIVATE and not (await self._addressed(msg))[0]:
             return
         what = "sticker" if msg.sticker else "photo" if msg.photo else "message"
         await self._answer(update, it.NotText(what=what))
+
+    def _caption_command(self, msg: Message) -> tuple[str, str] | None:
+        """A photo captioned with a command for this bot: its name and the rest of the caption.
+        Telegram marks it as a ``bot_command`` entity of the caption, which PTB's command
+        handler does not look at."""
+        caption = msg.caption or ""
+        if not msg.photo or not any(e.type == MessageEntity.BOT_COMMAND and e.offset == 0
+                                    for e in msg.caption_entities):
+            return None
+        m = _CAPTION_COMMAND.match(caption)
+        if m is None:
+            return None
+        name, target, rest = m.groups()
+        if target and target.lower() != self._bot_username().lower():
+            return None  # a command for another bot in the group
+        return name.lower(), (rest or "").strip()
 
     async def on_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         query: CallbackQuery | None = update.callback_query
@@ -447,6 +426,7 @@ def _first(args: list[str] | None) -> str | None:
     return args[0] if args else None
 
 
+_CAPTION_COMMAND = re.compile(r"/(\w+)(?:@(\w+))?(?:\s+(.*))?$", re.S)
 _ID = re.compile(r"^[a-z0-9]{4,16}$")
 
 

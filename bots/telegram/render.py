@@ -8,10 +8,8 @@ to Telegram's limits (4096 for a message, 1024 for a caption, albums of 2 to 10)
 from __future__ import annotations
 
 import asyncio
-import datetime as dtm
 import html
 import logging
-import warnings
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,7 +24,6 @@ from telegram import (
 )
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
-from telegram.warnings import PTBDeprecationWarning
 
 from bots.core.conversation import approve_text, shorten, status_lines
 from bots.core.delivery import ChatGone
@@ -41,6 +38,7 @@ from bots.core.views import (
     Text,
     VideoView,
 )
+from bots.telegram.flood import retry_after_s
 from pipeline.models import ChatRef
 
 log = logging.getLogger(__name__)
@@ -61,13 +59,6 @@ def markup(rows: Keyboard) -> InlineKeyboardMarkup | None:
     return InlineKeyboardMarkup(
         [[InlineKeyboardButton(b.label, callback_data=b.token) for b in row] for row in rows if row]
     )
-
-
-def retry_after_s(err: RetryAfter) -> float:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", PTBDeprecationWarning)
-        value: int | float | dtm.timedelta = err.retry_after
-    return value.total_seconds() if isinstance(value, dtm.timedelta) else float(value)
 
 
 def _gone(err: TelegramError) -> bool:

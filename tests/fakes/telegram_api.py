@@ -4,8 +4,12 @@ The real python-telegram-bot ``Application`` talks to it. Tests inject updates (
 ``press``, ``react``, ``kick``...) which ``getUpdates`` hands out; every call is recorded; the
 server keeps each chat's messages (with their edits) so a test can assert what a person would see.
 Telegram's limits are enforced the way Telegram answers them: ``callback_data`` of 1 to 64
-bytes, text up to 4096 and captions up to 1024 characters after entity parsing, albums of 2 to 10,
-HTML that must parse, flood limits answered with 429 and ``retry_after``.
+bytes, text up to 4096 and captions up to 1024 characters after entity parsing, albums of 2 to 10
+photos of up to 10 MB, 50 MB a request, HTML that must parse, a reply to a missing message,
+flood limits per chat answered with 429 and ``retry_after`` (a chat in a flood wait refuses only
+that chat; ``documented()`` gives Telegram's own limits), and a button press answered more than
+15 s later refused as too old. The simulated client splits a text over 4096 characters as real
+clients do (``say_long``) and sends captioned photos with their command entities.
 """
 
 from __future__ import annotations
@@ -116,6 +120,7 @@ class Msg:
     edits: int = 0
     deleted: bool = False
     from_bot: bool = True
+    sender: dict[str, Any] = field(default_factory=lambda: dict(BOT_USER))
 
     def button_labels(self) -> list[str]:
         return [b["text"] for row in self.buttons for b in row]
@@ -128,9 +133,33 @@ class Msg:
         raise AssertionError(f"no button with {label_part!r} in {self.button_labels()}")
 
 
+@dataclass(frozen=True)
+class Flood:
+    """One kind of chat's flood limits: ``per_s`` requests a second (``burst`` at once), and in
+    a group at most ``per_min`` messages a ``minute_s`` (an album counts each of its items)."""
+
+    per_s: float
+    burst: float = 1.0
+    per_min: int = 0
+    minute_s: float = 60.0
+
+
+# Telegram's documented limits: about one message a second in a chat, 20 a minute in a group,
+# 30 a second overall. ``scale`` < 1 makes time run faster (the same limits, sooner).
+def documented(scale: float = 1.0) -> dict[str, Flood]:
+    return {"private": Flood(per_s=1 / scale),
+            "group": Flood(per_s=1 / scale, per_min=20, minute_s=60 * scale),
+            "overall": Flood(per_s=30 / scale, burst=30)}
+
+
+LENIENT = {"private": Flood(per_s=20, burst=20), "group": Flood(per_s=10, burst=20),
+           "overall": Flood(per_s=300, burst=300)}
+CALLBACK_TTL_S = 15.0  # Telegram refuses an answer to a button press older than this
+TOO_OLD = "Bad Request: query is too old and response timeout expired or query ID is invalid"
+
+
 class FakeTelegram(FakeService):
-    def __init__(self, *, private_limit: tuple[float, float] = (20, 1.0),
-                 group_limit: tuple[float, float] = (20, 2.0)) -> None:
+    def __init__(self, *, limits: dict[str, Flood] | None = None) -> None:
         self.updates: list[dict[str, Any]] = []
         self._update_ids = itertools.count(1)
         self._new_update = asyncio.Event()
@@ -139,9 +168,13 @@ class FakeTelegram(FakeService):
         self.chats: dict[int, dict[str, Any]] = {}
         self.admins: dict[int, set[int]] = {}
         self.kicked: set[int] = set()
-        self.limits = {"private": private_limit, "group": group_limit}
+        self.limits = dict(limits or LENIENT)
         self._buckets: dict[int, tuple[float, float]] = {}
+        self._minute: dict[int, list[float]] = {}
+        self._flood_until: dict[int, float] = {}
         self.floods: list[tuple[int, str]] = []  # (chat, method) answered with 429
+        self.pressed: dict[str, float] = {}  # callback query id -> when it was pressed
+        self.answered_after: dict[str, float] = {}  # callback query id -> seconds to answer
         self.errors: list[tuple[str, str]] = []  # (method, description) of every 4xx answered
         self.answers: list[dict[str, Any]] = []  # answerCallbackQuery calls
         self.commands: list[dict[str, Any]] = []
@@ -188,18 +221,13 @@ class FakeTelegram(FakeService):
     def say(self, chat: dict[str, Any], user: dict[str, Any], text: str, *,
             reply_to: int | None = None, **extra: Any) -> int:
         """A person writes ``text`` (commands and mentions get their entities)."""
+        assert utf16_len(text) <= 4096, "a Telegram client splits a longer text: use say_long"
         mid = self._new_id(chat["id"])
         message: dict[str, Any] = {"message_id": mid, "date": int(time.time()), "chat": chat,
                                    "from": user, **extra}
         if text:
             message["text"] = text
-            entities = []
-            if text.startswith("/"):
-                entities.append({"type": "bot_command", "offset": 0,
-                                 "length": utf16_len(text.split()[0])})
-            for m in re.finditer(r"@[A-Za-z0-9_]{5,}", text):
-                entities.append({"type": "mention", "offset": utf16_len(text[: m.start()]),
-                                 "length": utf16_len(m.group(0))})
+            entities = self._entities(text)
             if entities:
                 message["entities"] = entities
         if reply_to is not None:
@@ -207,28 +235,81 @@ class FakeTelegram(FakeService):
             replied: dict[str, Any] = {"message_id": reply_to, "date": int(time.time()),
                                        "chat": chat}
             if target is not None and target.from_bot:
+                # what a client sees of the message it answers: its sender, text and inline
+                # keyboard (a ForceReply is never part of a delivered message)
                 replied["from"] = BOT_USER
                 replied["text"] = target.text or "…"
+                if target.buttons:
+                    replied["reply_markup"] = {"inline_keyboard": target.buttons}
+            elif target is not None:
+                replied["from"] = target.sender
+                replied["text"] = target.text or "…"
             message["reply_to_message"] = replied
-        self.messages[(chat["id"], mid)] = Msg(chat["id"], mid, "user", text=text,
-                                               from_bot=False, reply_to=reply_to)
+        self.messages[(chat["id"], mid)] = Msg(chat["id"], mid, "user",
+                                               text=text or extra.get("caption", ""),
+                                               from_bot=False, reply_to=reply_to, sender=user)
         self._push({"message": message})
         return mid
+
+    def say_long(self, chat: dict[str, Any], user: dict[str, Any], text: str) -> list[int]:
+        """A person sends a text over 4096 characters: the client sends it as consecutive
+        messages of at most 4096 (UTF-16 units each), cut at the last space or line break
+        before the limit (which is not sent), else hard at the limit."""
+        ids = []
+        while text:
+            cut = len(text)
+            if utf16_len(text) > 4096:
+                cut = 4096
+                while utf16_len(text[:cut]) > 4096:
+                    cut -= 1
+                space = max(text.rfind(" ", 0, cut + 1), text.rfind("\n", 0, cut + 1))
+                part, text = (text[:space], text[space + 1 :]) if space > 0 else \
+                    (text[:cut], text[cut:])
+            else:
+                part, text = text, ""
+            ids.append(self.say(chat, user, part))
+        return ids
+
+    @staticmethod
+    def _entities(text: str) -> list[dict[str, Any]]:
+        entities = []
+        command = len(text.split()[0]) if text.startswith("/") else 0
+        if command:
+            entities.append({"type": "bot_command", "offset": 0,
+                             "length": utf16_len(text[:command])})
+        for m in re.finditer(r"@[A-Za-z0-9_]{5,}", text):
+            if m.start() < command:
+                continue  # the @bot of /command@bot is part of the command
+            entities.append({"type": "mention", "offset": utf16_len(text[: m.start()]),
+                             "length": utf16_len(m.group(0))})
+        return entities
 
     def send_sticker(self, chat: dict[str, Any], user: dict[str, Any]) -> int:
         sticker = {"file_id": "stk1", "file_unique_id": "u1", "type": "regular", "width": 512,
                    "height": 512, "is_animated": False, "is_video": False, "emoji": "🐳"}
         return self.say(chat, user, "", sticker=sticker)
 
-    def send_photo(self, chat: dict[str, Any], user: dict[str, Any]) -> int:
-        photo = [{"file_id": "ph1", "file_unique_id": "p1", "width": 90, "height": 90}]
-        return self.say(chat, user, "", photo=photo)
+    def send_photo(self, chat: dict[str, Any], user: dict[str, Any], caption: str = "") -> int:
+        """A person sends a photo (Telegram delivers it in several sizes, largest last), with a
+        caption of up to 1024 characters whose commands and mentions get entities."""
+        assert utf16_len(caption) <= 1024, "a Telegram client cannot send a longer caption"
+        photo = [{"file_id": "ph1-small", "file_unique_id": "p1", "width": 90, "height": 90},
+                 {"file_id": "ph1-large", "file_unique_id": "p1", "width": 1280,
+                  "height": 1280}]
+        extra: dict[str, Any] = {"photo": photo}
+        if caption:
+            extra["caption"] = caption
+            entities = self._entities(caption)
+            if entities:
+                extra["caption_entities"] = entities
+        return self.say(chat, user, "", **extra)
 
     def press(self, chat: dict[str, Any], user: dict[str, Any], message_id: int,
               data: str) -> str:
         """A person presses a button (``data`` as the client would send it)."""
         target = self.messages[(chat["id"], message_id)]
         qid = f"cb{next(self.callback_ids)}"
+        self.pressed[qid] = time.monotonic()
         msg = {"message_id": message_id, "date": int(time.time()), "chat": chat,
                "from": BOT_USER, "text": target.text or "…"}
         self._push({"callback_query": {"id": qid, "from": user, "chat_instance": "ci1",
@@ -331,17 +412,43 @@ class FakeTelegram(FakeService):
             raise ApiError(403, "Forbidden: bot was kicked from the supergroup chat")
         return self.chats[chat_id]
 
+    def flood_wait(self, chat_id: int, seconds: int) -> None:
+        """Put a chat in a flood wait: every message into it is refused for ``seconds``."""
+        self._flood_until[chat_id] = time.monotonic() + seconds
+
     def _flood(self, chat: dict[str, Any], method: str, weight: int = 1) -> None:
-        n, period = self.limits["private" if chat["type"] == "private" else "group"]
-        rate = n / period
-        now = time.monotonic()
-        level, at = self._buckets.get(chat["id"], (0.0, now))
-        level = max(0.0, level - (now - at) * rate)
-        if level + weight > n + 1e-6:
-            self.floods.append((chat["id"], method))
-            wait = math.ceil((level + weight - n) / rate)
-            raise ApiError(429, f"Too Many Requests: retry after {wait}", retry_after=wait)
-        self._buckets[chat["id"]] = (level + weight, now)
+        """Telegram's flood control: a chat over its limits is in a flood wait, and every
+        message into it is refused with the seconds left; other chats are not affected. The
+        overall limit refuses any chat while it lasts."""
+        cid, now = chat["id"], time.monotonic()
+        until = self._flood_until.get(cid, 0.0)
+        if now < until:
+            self._refuse(cid, method, until - now)
+        lim = self.limits["private" if chat["type"] == "private" else "group"]
+        wait = 0.0
+        level, at = self._buckets.get(cid, (0.0, now))
+        level = max(0.0, level - (now - at) * lim.per_s)
+        if level + 1 > lim.burst + 1e-6:
+            wait = (level + 1 - lim.burst) / lim.per_s
+        recent = [t for t in self._minute.get(cid, []) if t > now - lim.minute_s]
+        if lim.per_min and len(recent) + weight > lim.per_min:
+            wait = max(wait, recent[len(recent) + weight - lim.per_min - 1] + lim.minute_s - now)
+        overall = self.limits["overall"]
+        olevel, oat = self._buckets.get(0, (0.0, now))
+        olevel = max(0.0, olevel - (now - oat) * overall.per_s)
+        if olevel + weight > overall.burst + 1e-6:
+            self._refuse(cid, method, (olevel + weight - overall.burst) / overall.per_s)
+        if wait > 0:
+            self._flood_until[cid] = now + math.ceil(wait)
+            self._refuse(cid, method, math.ceil(wait))
+        self._buckets[cid] = (level + 1, now)
+        self._buckets[0] = (olevel + weight, now)
+        self._minute[cid] = recent + [now] * weight
+
+    def _refuse(self, chat_id: int, method: str, seconds: float) -> None:
+        self.floods.append((chat_id, method))
+        wait = max(1, math.ceil(seconds))
+        raise ApiError(429, f"Too Many Requests: retry after {wait}", retry_after=wait)
 
     @staticmethod
     def _text(raw: str, parse_mode: str | None, limit: int, what: str) -> str:
@@ -370,6 +477,20 @@ class FakeTelegram(FakeService):
                 if not b.get("text"):
                     raise ApiError(400, "Bad Request: text buttons are unallowed")
         return rows, False
+
+    def _reply_target(self, chat: dict[str, Any], p: dict[str, Any]) -> int | None:
+        """The message a send replies to; a missing one is refused unless the bot allowed
+        sending without it (then the message goes out as no reply)."""
+        rp = p.get("reply_parameters") or {}
+        mid = rp.get("message_id", p.get("reply_to_message_id"))
+        if mid is None:
+            return None
+        target = self.messages.get((chat["id"], int(mid)))
+        if target is not None and not target.deleted:
+            return int(mid)
+        if rp.get("allow_sending_without_reply") or p.get("allow_sending_without_reply"):
+            return None
+        raise ApiError(400, "Bad Request: message to be replied not found")
 
     def _store(self, chat: dict[str, Any], kind: str, **fields: Any) -> Msg:
         mid = self._new_id(chat["id"])
@@ -450,8 +571,8 @@ class FakeTelegram(FakeService):
         if not visible.strip():
             raise ApiError(400, "Bad Request: message text is empty")
         rows, force = self._keyboard(p)
+        reply = self._reply_target(chat, p)
         self._flood(chat, "sendMessage")
-        reply = (p.get("reply_parameters") or {}).get("message_id")
         msg = self._store(chat, "text", text=visible, html=p.get("text", ""), buttons=rows,
                           force_reply=force, reply_to=reply)
         return self._json(msg)
@@ -530,11 +651,15 @@ class FakeTelegram(FakeService):
         if not 2 <= len(media) <= 10:
             raise ApiError(400, "Bad Request: wrong number of messages in the album; "
                            "must be between 2 and 10")
+        if sum(len(d) for d in f.values()) > 50_000_000:
+            raise ApiError(413, "Request Entity Too Large")
         items = []
         for item in media:
             if item.get("type") != "photo":
                 raise ApiError(400, "Bad Request: unsupported media type in this album")
             data = self._upload({"media": item["media"]}, f, "media")
+            if len(data) > 10_000_000:
+                raise ApiError(400, "Bad Request: PHOTO_INVALID_DIMENSIONS")
             caption = self._text(item.get("caption", ""), item.get("parse_mode"), 1024,
                                  "message caption")
             items.append((len(data), caption, item.get("caption", "")))
@@ -548,10 +673,24 @@ class FakeTelegram(FakeService):
         return out
 
     async def m_answerCallbackQuery(self, p: dict[str, Any], f: dict[str, bytes]) -> Any:
+        qid = str(p.get("callback_query_id", ""))
+        pressed = self.pressed.get(qid)
+        if pressed is None or qid in self.answered_after:
+            raise ApiError(400, TOO_OLD)  # unknown, or answered already
         if len(p.get("text", "")) > 200:
             raise ApiError(400, "Bad Request: MESSAGE_TOO_LONG")
+        after = time.monotonic() - pressed
+        if after > CALLBACK_TTL_S:
+            self.answered_after[qid] = after
+            raise ApiError(400, TOO_OLD)
+        self.answered_after[qid] = after
         self.answers.append(p)
         return True
+
+    @property
+    def late_answers(self) -> int:
+        """Button presses answered too late for the person to see the answer."""
+        return sum(1 for after in self.answered_after.values() if after > CALLBACK_TTL_S)
 
     async def m_getChatMember(self, p: dict[str, Any], f: dict[str, bytes]) -> Any:
         chat = self._chat(p)
