@@ -26,7 +26,13 @@ from discord.ext import commands
 from discord.gateway import DiscordWebSocket
 
 from bots.core import intents as it
-from bots.core.conversation import CHOICES, SCENE_MAX, AdminCheck, Conversation
+from bots.core.conversation import (
+    CHOICES,
+    SCENE_MAX,
+    AdminCheck,
+    Conversation,
+    started_story,
+)
 from bots.core.pump import EventPump, stop_task
 from bots.core.tokens import BadToken
 from bots.core.views import AnyView, StatusView, Text
@@ -312,15 +318,21 @@ class DiscordBot:
             views = [Text(text="Done.")]
         await self._followups(interaction, views)
 
-    async def _where_story(self, user: UserRef, chat: ChatRef) -> str:
-        """Where the story just started shows (its thread, once the event pump opened it)."""
-        ids = await self.rt.store.by_owner(user, 1)
-        if not ids or not chat.is_group or chat.thread_id:
+    async def _started(self, intent: it.Intent, user: UserRef, chat: ChatRef,
+                       admin: AdminCheck) -> tuple[list[AnyView], str | None]:
+        """Handle ``intent``; and the id of the story it started, if it started one."""
+        started_story.set(None)
+        views = await self.conv.handle(intent, user, chat, admin)
+        return views, started_story.get()
+
+    async def _where_story(self, story_id: str | None, chat: ChatRef) -> str:
+        """Where the story this command started shows (its thread, once the pump opened it)."""
+        if story_id is None or not chat.is_group or chat.thread_id:
             return "📖 Your story has started; the script and storyboard follow here."
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.thread_wait_s
         while loop.time() < deadline:
-            raw = await self.redis.get(f"{self.prefix}thread:{ids[0]}")
+            raw = await self.redis.get(f"{self.prefix}thread:{story_id}")
             if raw is not None:
                 value = raw.decode() if isinstance(raw, bytes) else str(raw)
                 if value.isdigit():
@@ -382,11 +394,11 @@ class DiscordBot:
         await interaction.response.defer(ephemeral=True, thinking=True)
         chat = await self._chat(interaction)
         user = user_ref(interaction.user)
-        views = await self.conv.handle(
+        views, story_id = await self._started(
             it.StartStory(idea=idea, scenes=scenes, aspect=aspect, style=style), user, chat,
             self._interaction_admin(interaction))
         if not views:
-            views = [Text(text=await self._where_story(user, chat))]
+            views = [Text(text=await self._where_story(story_id, chat))]
         await self._followups(interaction, views)
 
     async def on_command_error(self, interaction: discord.Interaction[Any],
@@ -482,10 +494,10 @@ class DiscordBot:
         intent: it.Intent = it.FreeText(text=text) if text else it.Help()
         perms = message.channel.permissions_for(message.author) \
             if in_guild and isinstance(message.author, discord.Member) else None
-        views = await self.conv.handle(intent, user, chat, self._admin_check(message.author,
-                                                                              perms))
-        if not views and text:
-            views = [Text(text=await self._where_story(user, chat))]
+        views, story_id = await self._started(intent, user, chat,
+                                              self._admin_check(message.author, perms))
+        if not views and story_id is not None:
+            views = [Text(text=await self._where_story(story_id, chat))]
         for view in views:
             await self._reply(message, view)
 
