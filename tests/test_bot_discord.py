@@ -690,3 +690,23 @@ async def test_whole_story_from_slash_command_to_video(
     assert status.edits >= 3  # one progress message, edited in place
     assert dc.find(world.cid, "is ready")
     assert dc.errors == []
+
+
+# --------------------------------------------------------------------------- issue 10
+
+
+async def test_two_stories_started_in_one_second_link_their_own_threads(
+    world: World, dc: FakeDiscord, rt: Runtime
+) -> None:
+    await world.start()
+    ideas = ["A fox who collects moonlight in jars", "A robot who learns to paint clouds",
+             "A snail who races the tide", "An owl who keeps the library at night"]
+    its = await asyncio.gather(*(dc.slash(world.channel, world.alice, "story", idea=idea)
+                                 for idea in ideas))
+    answers = [await dc.answered(it) for it in its]
+    threads = {dc.channels[int(t["id"])]["name"]: int(t["id"])
+               for t in dc.threads_of(world.channel)}
+    assert len(threads) == len(ideas)
+    for idea, answer in zip(ideas, answers, strict=True):
+        tid = next(t for name, t in threads.items() if idea.startswith(name.rstrip("…")))
+        assert answer == [f"📖 Your story has started in <#{tid}>."], (idea, answer)
