@@ -38,7 +38,6 @@ from bots.core.tokens import BadToken
 from bots.core.views import AnyView, StatusView, Text
 from bots.discord.render import (
     BUTTON_ID,
-    DEFAULT_LIMIT,
     MODAL_PREFIX,
     NO_MENTIONS,
     DiscordRenderer,
@@ -47,13 +46,13 @@ from bots.discord.render import (
     text_md,
     view_md,
 )
+from bots.discord.uploads import UploadLimits
 from pipeline.models import ChatRef, Platform, UserRef
 from pipeline.runtime import Runtime
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
 
-LIMIT_TTL_S = 60 * 60 * 24 * 60
 CAP_SHARE = 0.97  # the video's size cap, as a share of the upload limit (room for the container)
 _ID = re.compile(r"^[a-z0-9]{4,16}$")
 
@@ -153,11 +152,11 @@ class DiscordBot:
             max_messages=None,
         )
         self.client.storyloom = self
-        self.renderer = DiscordRenderer(self.client, conv.delivery, self.limit_for)
+        self.limits = UploadLimits(self.redis, self.prefix, self._server_of)
+        self.renderer = DiscordRenderer(self.client, conv.delivery, self.limits)
         self.pump = EventPump(conv, self.renderer, consumer=consumer,
                               status_interval_s=status_interval_s)
         conv.size_cap_for = self._cap_for
-        self._limits: dict[str, int] = {}
         self._pump_task: asyncio.Task[None] | None = None
         self._conn_task: asyncio.Task[None] | None = None
         self._add_commands()
@@ -240,28 +239,17 @@ class DiscordBot:
                 return await self.chat_of(fetched)
         return ChatRef(platform=Platform.discord, chat_id=str(cid), is_group=gid is not None)
 
-    async def remember_limit(self, chat: ChatRef, limit: int) -> None:
-        if limit > 0 and self._limits.get(chat.chat_id) != limit:
-            self._limits[chat.chat_id] = limit
-            await self.redis.set(f"{self.prefix}limit:{chat.chat_id}", str(limit), ex=LIMIT_TTL_S)
-
-    def _guild_limit(self, chat: ChatRef) -> int | None:
+    def _server_of(self, chat: ChatRef) -> tuple[str, int | None]:
+        """The key of a chat's server (uploads are limited per server; a DM by itself) and the
+        limit its boost tier implies, as the gateway last told it."""
         channel = self.client.get_channel(int(chat.chat_id))
         guild = getattr(channel, "guild", None)
-        return int(guild.filesize_limit) if guild is not None else None
+        if guild is None:
+            return f"c{chat.chat_id}", None
+        return f"g{guild.id}", int(guild.filesize_limit)
 
     def _cap_for(self, chat: ChatRef) -> int | None:
-        limit = self._limits.get(chat.chat_id) or self._guild_limit(chat) or DEFAULT_LIMIT
-        return int(limit * CAP_SHARE)
-
-    async def limit_for(self, chat: ChatRef) -> int:
-        """The upload limit Discord reported for this chat, else the server's tier's."""
-        if chat.chat_id in self._limits:
-            return self._limits[chat.chat_id]
-        raw = await self.redis.get(f"{self.prefix}limit:{chat.chat_id}")
-        if raw is not None:
-            return int(raw)
-        return self._guild_limit(chat) or DEFAULT_LIMIT
+        return int(self.limits.cached(chat) * CAP_SHARE)
 
     def _admin_check(self, person: Any, perms: discord.Permissions | None) -> AdminCheck:
         role = self.moderator_role
@@ -306,7 +294,7 @@ class DiscordBot:
         """The interaction's chat; and the upload limit Discord reports there, remembered."""
         chat = await self.chat_of(interaction.channel, interaction.channel_id,
                                   interaction.guild_id)
-        await self.remember_limit(chat, int(interaction.filesize_limit or 0))
+        await self.limits.reported(chat, int(interaction.filesize_limit or 0))
         return chat
 
     async def _answer(self, interaction: discord.Interaction[Any], intent: it.Intent) -> None:

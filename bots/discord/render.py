@@ -33,6 +33,7 @@ from bots.core.views import (
     Text,
     VideoView,
 )
+from bots.discord.uploads import UploadLimit, UploadLimits, fit_images, request_room, request_size
 from pipeline.models import ChatRef
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,6 @@ log = logging.getLogger(__name__)
 CONTENT_MAX = 2000
 LABEL_MAX = 80
 ROWS_MAX, ROW_MAX = 5, 5
-DEFAULT_LIMIT = 10 * 1024 * 1024
 BUTTON_PREFIX = "sl:"
 MODAL_PREFIX = "slm:"
 NO_MENTIONS = discord.AllowedMentions.none()
@@ -195,18 +195,33 @@ async def read_bytes(path: Path) -> bytes:
     return await asyncio.to_thread(Path(path).read_bytes)
 
 
+Composed = tuple[str, list[tuple[str, bytes]]]
+# Makes a message's text and files for the bytes it may take (``None``: no files allowed here).
+Compose = Callable[[int | None, UploadLimit], Awaitable[Composed]]
+
+
+def _plain(content: str) -> Compose:
+    async def compose(room: int | None, limit: UploadLimit) -> Composed:
+        return content, []
+
+    return compose
+
+
+def _smallest(frames: list[tuple[str, bytes]]) -> int:
+    return min(len(data) for _, data in frames)
+
+
 # --------------------------------------------------------------------------- the renderer
 
 
 class DiscordRenderer:
     """Implements :class:`bots.core.delivery.Renderer` with a discord.py client."""
 
-    def __init__(self, client: discord.Client, delivery: Delivery,
-                 limit_for: Callable[[ChatRef], Awaitable[int]]) -> None:
+    def __init__(self, client: discord.Client, delivery: Delivery, limits: UploadLimits) -> None:
         self.client = client
         self.delivery = delivery
         self.redis: Any = delivery.redis
-        self.limit_for = limit_for
+        self.limits = limits
         self.prefix = delivery.prefix
 
     # ------------------------------------------------------------------ where a story lives
@@ -277,19 +292,27 @@ class DiscordRenderer:
 
     # ------------------------------------------------------------------ posting
 
-    async def _post(self, chat: ChatRef, story_id: str, name: str, content: str, *,
-                    rows: Keyboard | None = None, files: list[tuple[str, bytes]] | None = None,
-                    files_note: str = "", once: str = "") -> discord.Message:
+    async def _post(self, chat: ChatRef, story_id: str, name: str, content: str | Compose, *,
+                    rows: Keyboard | None = None, files_note: str = "",
+                    once: str = "") -> discord.Message:
+        """Post in the story's place. ``content`` is the text, or a :data:`Compose` that makes
+        the text and files fitting the upload limit: a 413 lowers the remembered limit and the
+        message is composed again for it, so what is posted always fits."""
+        compose = content if callable(content) else _plain(content)
         channel, note = await self._where(chat, story_id, name)
-        for attempt in range(3):
-            body = f"{note}\n\n{content}" if note else content
-            # A retry here changes the message (no files, another channel): another nonce.
+        attach = True
+        for attempt in range(8):
+            limit = await self.limits.get(chat)
+            room = limit.size - len(note.encode()) - 2 if attach else None
+            text, files = await compose(room, limit)
+            body = f"{note}\n\n{text}" if note else text
+            # A retry here changes the message (smaller files, another channel): another nonce.
             nonce = f"{once[:22]}-{attempt}" if once else None
             try:
                 return await self._send(channel, cut(body), rows, files, nonce)
             except discord.Forbidden as err:
                 if files and err.code == MISSING_PERMISSIONS:
-                    files = None
+                    attach = False
                     await self.redis.set(f"{self.prefix}noattach:{channel}", "1", ex=3600)
                     note = files_note or ("ℹ️ I can't attach files here (I need the Attach Files "
                                           "permission).")
@@ -304,6 +327,13 @@ class DiscordRenderer:
                     note = "ℹ️ This story's thread was deleted, so it continues here."
                     continue
                 raise ChatGone("not found") from err
+            except discord.HTTPException as err:
+                if not files or (err.status != 413 and err.code != TOO_LARGE):
+                    raise
+                sent = request_size(cut(body), files)
+                lower = await self.limits.refused(chat, sent)
+                log.info("an upload was refused as too large; trying smaller",
+                         extra={"chat": chat.key, "sent": sent, "limit": lower.size})
         raise ChatGone("could not post")
 
     async def _send(self, channel: int, content: str, rows: Keyboard | None,
@@ -324,11 +354,7 @@ class DiscordRenderer:
         name = getattr(view, "title", "") or "A story"
         match view:
             case AlbumView():
-                files = [(f"frame-{n}.png", await read_bytes(p))
-                         for n, p in enumerate(view.images, 1)]
-                msg = await self._post(chat, view.story_id, name, view_md(view), files=files,
-                                       files_note=NO_FRAMES, once=once)
-                return [ref_of(msg)]
+                return await self._album(chat, view, name, once)
             case SceneView():
                 album = await self.delivery.get(view.story_id,
                                                 f"album:{view.scene}:{view.generation}")
@@ -339,6 +365,37 @@ class DiscordRenderer:
         msg = await self._post(chat, view.story_id, name, view_md(view), rows=view.buttons,
                                once=once)
         return [ref_of(msg)]
+
+    async def _album(self, chat: ChatRef, view: AlbumView, name: str, once: str) -> list[str]:
+        """A scene's frames in one message, shrunk to fit; when even shrunk they do not fit
+        together, one message per frame (each message's reference is its frame's number)."""
+        frames = [(f"frame-{n}.png", await read_bytes(p)) for n, p in enumerate(view.images, 1)]
+        head = view_md(view)
+        limit = await self.limits.get(chat)
+        room = limit.size - request_room(head, len(frames)) - 1024
+        if len(frames) == 1 or await fit_images(frames, room) is not None:
+            msg = await self._post(chat, view.story_id, name, self._frames(head, frames),
+                                   files_note=NO_FRAMES, once=once)
+            return [ref_of(msg)]
+        refs = []
+        for n, frame in enumerate(frames, 1):
+            msg = await self._post(chat, view.story_id, name,
+                                   self._frames(f"{head} · frame {n} of {len(frames)}", [frame]),
+                                   files_note=NO_FRAMES, once=once and f"{once[:19]}f{n}")
+            refs.append(ref_of(msg))
+        return refs
+
+    def _frames(self, head: str, frames: list[tuple[str, bytes]]) -> Compose:
+        async def compose(room: int | None, limit: UploadLimit) -> Composed:
+            if room is None:
+                return head, []
+            fitted = await fit_images(frames, room - request_room(head, len(frames)))
+            if fitted is None:
+                why = limit.over("Even shrunk, a frame", _smallest(frames))
+                return f"{head}\nℹ️ {why}, so the frames are not attached.", []
+            return head, fitted
+
+        return compose
 
     async def edit(self, chat: ChatRef, view: AnyView, refs: list[str]) -> bool:
         if isinstance(view, AlbumView):
@@ -371,30 +428,37 @@ class DiscordRenderer:
                 continue  # deleted, or the thread is gone
 
     async def _video(self, chat: ChatRef, view: VideoView, once: str = "") -> list[str]:
-        limit = await self.limit_for(chat)
+        """The video with its storyboard when both fit one request; else the video alone and
+        the storyboard after it; else a link (saying which limit refused it) and the storyboard,
+        shrunk when it must be."""
         size = view.size or (await asyncio.to_thread(Path(view.video).stat)).st_size
-        sheet = await read_bytes(view.sheet)
-        msg: discord.Message | None = None
-        if size <= limit:
-            data = await read_bytes(view.video)
-            try:
-                msg = await self._post(chat, view.story_id, view.title, video_md(view),
-                                       rows=view.buttons,
-                                       files=[("story.mp4", data), ("storyboard.png", sheet)],
-                                       files_note=self._link_note(view, "I can't attach files "
-                                                                  "here"),
-                                       once=once and f"{once[:19]}v")
-            except discord.HTTPException as err:
-                if err.status != 413 and err.code != TOO_LARGE:
-                    raise
-                msg = None  # the server's limit went down since the story started
-        if msg is None:
-            note = self._link_note(view, f"The video is {size / 2**20:.1f} MiB, over this "
-                                   f"server's {limit / 2**20:.0f} MiB upload limit")
-            msg = await self._post(chat, view.story_id, view.title, video_md(view, note),
-                                   rows=view.buttons, files=[("storyboard.png", sheet)],
-                                   files_note=note, once=once and f"{once[:19]}l")
+        sheet = [("storyboard.png", await read_bytes(view.sheet))]
+        head = video_md(view)
+        video: list[tuple[str, bytes]] = []
+
+        async def compose(room: int | None, limit: UploadLimit) -> Composed:
+            if room is None:
+                return video_md(view, self._link_note(view, "I can't attach files here")), []
+            if size + request_room(head, 2) <= room:
+                if not video:
+                    video.append(("story.mp4", await read_bytes(view.video)))
+                if request_size(head, video + sheet) <= room:
+                    return head, video + sheet
+                return head, video  # the storyboard follows in its own message
+            text = video_md(view, self._link_note(view, limit.over("The video", size)))
+            fitted = await fit_images(sheet, room - request_room(text, 1))
+            return text, fitted or []
+
+        msg = await self._post(chat, view.story_id, view.title, compose, rows=view.buttons,
+                               files_note=self._link_note(view, "I can't attach files here"),
+                               once=once and f"{once[:19]}v")
         refs = [ref_of(msg)]
+        names = {a.filename for a in msg.attachments}
+        if "story.mp4" in names and not names & {"storyboard.png", "storyboard.jpg"}:
+            title = f"🗂 The storyboard of **{esc(shorten(view.title, 200))}**"
+            board = await self._post(chat, view.story_id, view.title,
+                                     self._frames(title, sheet), once=once and f"{once[:19]}s")
+            refs.append(ref_of(board))
         if msg.channel.id != int(chat.chat_id) and not chat.thread_id:
             try:  # announce it in the channel the story came from
                 parent = await self._send(int(chat.chat_id), cut(
