@@ -37,6 +37,10 @@ def mib(size: int) -> str:
     return f"{max(1, round(size / 1024))} KiB"
 
 
+def exact(size: int) -> str:
+    return f"{size / MiB:.1f} MiB" if size >= MiB else f"{max(1, round(size / 1024))} KiB"
+
+
 def request_room(content: str, files: int) -> int:
     """The bytes a message's text, buttons and file parts add to its files."""
     return len(content.encode()) + PAYLOAD_ROOM + PART_ROOM * files
@@ -57,9 +61,9 @@ class UploadLimit:
     def over(self, what: str, size: int) -> str:
         """Why ``what`` of ``size`` bytes is not attached, naming the limit that refused it."""
         if self.refused:
-            return (f"{what} is {mib(size)}, over this server's upload limit (Discord refused "
-                    f"an upload of {mib(self.refused)} here)")
-        return f"{what} is {mib(size)}, over this server's {mib(self.size)} upload limit"
+            return (f"{what} is {exact(size)}, over this server's upload limit (Discord refused "
+                    f"an upload of {exact(self.refused)} here)")
+        return f"{what} is {exact(size)}, over this server's {mib(self.size)} upload limit"
 
     def dump(self) -> str:
         return f"{self.size}/{self.refused}"
