@@ -801,3 +801,43 @@ async def test_a_413_below_the_reported_limit_is_learned_and_named(
     msg = await dc.wait_for(lambda: dc.find(tid2, "so here is a link"), what="link 2",
                             channel_id=tid2)
     assert "The video is 11.0 MiB, over this server's 10 MiB upload limit" in msg[0].content
+
+
+async def test_a_channel_in_a_long_rate_limit_delays_no_other_channels_buttons(
+    world: World, dc: FakeDiscord, rt: Runtime
+) -> None:
+    rooms = [dc.text_channel(world.guild, f"room-{n}") for n in range(6)]
+    await world.start()
+    stories = []
+    for room in rooms:
+        chat = ChatRef(platform=Platform.discord, chat_id=room["id"], is_group=True)
+        stories.append(await board(rt, chat, duser(ALICE), title=f"Tale of {room['name']}"))
+    threads: list[int] = []
+    for room in rooms:
+        found = await dc.wait_for(lambda r=room: dc.threads_of(r), what="a thread")
+        tid = int(found[0]["id"])
+        await dc.wait_for(lambda t=tid: dc.find(t, "scenes picked"), what="board", channel_id=tid)
+        threads.append(tid)
+    # the first story's thread is in a 60 s rate limit, and the pump is posting there
+    slow = dc.channels[threads[0]]
+    dc.flood(slow, 60.0)
+    busy = await rt.store.update(stories[0].id, lambda s: setattr(s, "status", Status.animating))
+    await rt.outbox.publish(StoryEvent.of(busy, EventKind.status, step="animate"))
+    await dc.wait_for(lambda: str(threads[0]) in dc.floods, what="the 429")
+    # meanwhile people in the five other channels press buttons
+    started = asyncio.get_running_loop().time()
+    presses = []
+    for tid in threads[1:]:
+        m = scene_msg(dc, tid, 1)
+        presses.append(await dc.press(dc.channels[tid], world.alice, m, m.button("2")["custom_id"]))
+    answers = await asyncio.gather(*(dc.answered(p, within=5) for p in presses))
+    took = asyncio.get_running_loop().time() - started
+    assert answers == [["Scene 1: frame 2 ✓"]] * 5
+    assert took < 1.0, took
+    assert all(p.refused == [] for p in presses)  # no callback came late
+    for sid in [s.id for s in stories[1:]]:
+        assert (await rt.store.get(sid)).scenes[0].picked == "1a2"
+    # and each of those storyboards shows the pick at once: nothing waits behind the slow thread
+    for tid in threads[1:]:
+        await dc.wait_for(lambda t=tid: "✓ 2" in scene_msg(dc, t, 1).button_labels(),
+                          within=2.0, what="the tick", channel_id=tid)

@@ -7,10 +7,12 @@ event read twice (after a restart) edits what is there instead of posting again.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bots.core.conversation import (
@@ -26,7 +28,7 @@ from pipeline.errors import (
     StoryloomError,
     StoryNotFound,
 )
-from pipeline.events import EventKind, StoryEvent
+from pipeline.events import EventKind, StoryEvent, stream_key
 from pipeline.models import ChatRef, Status, Story
 
 log = logging.getLogger(__name__)
@@ -69,6 +71,9 @@ class EventPump:
         self._step_first: dict[tuple[str, str], float] = {}
         self._failures: dict[str, int] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._lanes: dict[str, asyncio.Task[None]] = {}  # chat -> the task rendering its events
+        self._queues: dict[str, collections.deque[Callable[[], Awaitable[None]]]] = {}
+        self._resumed = False  # a previous life's unacknowledged events are all rendered
         self.rendered = 0
 
     @property
@@ -76,63 +81,133 @@ class EventPump:
         return self.conv.rt.outbox
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Render events as they come, each chat in its own lane: a chat whose messages wait
+        (a platform's rate limit, a slow upload) holds up only its own events."""
         await self.outbox.ensure_group(self.platform, self.group, start=self.start)
-        while stop is None or not stop.is_set():
+        try:
+            while stop is None or not stop.is_set():
+                try:
+                    if not self._resumed and await self._pending():
+                        await self.step()  # a previous life's unacknowledged events, in order
+                        continue
+                    self._resumed = True
+                    await self._feed()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("event pump hiccup; retrying",
+                                  extra={"platform": self.platform})
+                    await asyncio.sleep(1.0)
+        finally:
+            for task in list(self._lanes.values()):
+                await stop_task(task)
+
+    async def _pending(self) -> bool:
+        """Events read by this consumer before and never acknowledged (a restart)."""
+        found = await self.conv.rt.redis.xpending_range(
+            stream_key(self.platform), self.group, min="-", max="+", count=1,
+            consumername=self.consumer)
+        return bool(found)
+
+    async def _feed(self) -> None:
+        """Hand new events and due progress edits to their chats' lanes."""
+        for sid, ev in self._due():
+            self._to_lane(ev.chat, functools.partial(self._flush_one, sid, ev))
+        batch = await self.outbox.read(self.platform, self.group, self.consumer,
+                                       block_ms=self.block_ms, pending_first=False)
+        for entry_id, ev in batch:
+            self._to_lane(ev.chat, functools.partial(self._lane_entry, entry_id, ev))
+        if not batch:
+            await asyncio.sleep(0)
+
+    def _to_lane(self, chat: ChatRef, job: Callable[[], Awaitable[None]]) -> None:
+        queue = self._queues.setdefault(chat.key, collections.deque())
+        queue.append(job)
+        task = self._lanes.get(chat.key)
+        if task is None or task.done():
+            self._lanes[chat.key] = asyncio.create_task(self._lane(chat.key),
+                                                        name=f"pump-lane-{chat.key}")
+
+    async def _lane(self, key: str) -> None:
+        queue = self._queues[key]
+        while queue:
+            job = queue.popleft()
             try:
-                await self.step()
+                await job()
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("event pump hiccup; retrying", extra={"platform": self.platform})
-                await asyncio.sleep(1.0)
+                log.exception("event pump lane hiccup", extra={"chat": key})
+        self._queues.pop(key, None)
+        self._lanes.pop(key, None)
+
+    async def _lane_entry(self, entry_id: str, ev: StoryEvent) -> None:
+        while not await self._try(entry_id, ev):
+            pass  # retried in this chat's lane only
+
+    async def _try(self, entry_id: str, ev: StoryEvent) -> bool:
+        """Render one event; ``False`` when it failed for now and should be tried again."""
+        try:
+            await self.process(ev)
+        except ChatGone:
+            await self.conv.delivery.mark_gone(ev.chat)
+            log.info("chat is gone; dropping its events", extra={"chat": ev.chat.key})
+        except (StoryloomError, MediaNotFound) as err:
+            log.warning("cannot render event", extra={"story_id": ev.story_id,
+                                                      "kind": ev.kind, "err": str(err)})
+        except Exception as err:
+            n = self._failures.get(entry_id, 0) + 1
+            self._failures[entry_id] = n
+            if n < 5 and _transient(err):
+                log.warning("render failed; will retry",
+                            extra={"story_id": ev.story_id, "err": type(err).__name__})
+                await asyncio.sleep(min(5.0, 0.5 * n))
+                return False
+            log.exception("giving up on an event", extra={"story_id": ev.story_id})
+        self._failures.pop(entry_id, None)
+        await self.outbox.ack(self.platform, self.group, entry_id)
+        return True
 
     async def step(self) -> int:
-        """Read one batch, render it, flush due progress edits; returns events handled."""
+        """Read one batch (unacknowledged events first), render it in order, flush due
+        progress edits; returns events handled."""
         await self.flush()
         batch = await self.outbox.read(self.platform, self.group, self.consumer,
                                        block_ms=self.block_ms)
         done = 0
         for entry_id, ev in batch:
-            try:
-                await self.process(ev)
-            except ChatGone:
-                await self.conv.delivery.mark_gone(ev.chat)
-                log.info("chat is gone; dropping its events", extra={"chat": ev.chat.key})
-            except (StoryloomError, MediaNotFound) as err:
-                log.warning("cannot render event", extra={"story_id": ev.story_id,
-                                                          "kind": ev.kind, "err": str(err)})
-            except Exception as err:
-                n = self._failures.get(entry_id, 0) + 1
-                self._failures[entry_id] = n
-                if n < 5 and _transient(err):
-                    log.warning("render failed; will retry",
-                                extra={"story_id": ev.story_id, "err": type(err).__name__})
-                    await asyncio.sleep(min(5.0, 0.5 * n))
-                    return done  # not acknowledged: read again (pending first)
-                log.exception("giving up on an event", extra={"story_id": ev.story_id})
-            self._failures.pop(entry_id, None)
-            await self.outbox.ack(self.platform, self.group, entry_id)
+            if not await self._try(entry_id, ev):
+                return done  # not acknowledged: read again (pending first)
             done += 1
         return done
 
     async def flush(self) -> None:
+        """Show the progress edits whose time has come."""
+        for sid, ev in self._due():
+            await self._flush_one(sid, ev)
+
+    def _due(self) -> list[tuple[str, StoryEvent]]:
         now = time.monotonic()
+        due = []
         for sid, ev in list(self._deferred.items()):
-            story_chat_group = ev.chat.is_group
-            interval = self.group_s if story_chat_group else self.private_s
+            interval = self.group_s if ev.chat.is_group else self.private_s
             if status_due(self._last_status.get(sid), now, interval):
                 del self._deferred[sid]
-                try:
-                    story = await self.conv.api.get(sid)
-                    if story.status in FINAL_VIEWS:
-                        continue  # the event that got it there shows it, in order
-                    async with self._lock(sid):
-                        await self._show_status(story, ev, force=True)
-                except ChatGone:
-                    await self.conv.delivery.mark_gone(ev.chat)
-                except Exception as err:
-                    log.warning("deferred status failed", extra={"story_id": sid,
-                                                                 "err": type(err).__name__})
+                due.append((sid, ev))
+        return due
+
+    async def _flush_one(self, sid: str, ev: StoryEvent) -> None:
+        try:
+            story = await self.conv.api.get(sid)
+            if story.status in FINAL_VIEWS:
+                return  # the event that got it there shows it, in order
+            async with self._lock(sid):
+                await self._show_status(story, ev, force=True)
+        except ChatGone:
+            await self.conv.delivery.mark_gone(ev.chat)
+        except Exception as err:
+            log.warning("deferred status failed", extra={"story_id": sid,
+                                                         "err": type(err).__name__})
 
     def _lock(self, sid: str) -> asyncio.Lock:
         return self._locks.setdefault(sid, asyncio.Lock())
