@@ -841,3 +841,48 @@ async def test_a_channel_in_a_long_rate_limit_delays_no_other_channels_buttons(
     for tid in threads[1:]:
         await dc.wait_for(lambda t=tid: "✓ 2" in scene_msg(dc, t, 1).button_labels(),
                           within=2.0, what="the tick", channel_id=tid)
+
+
+async def test_frames_that_cannot_share_a_message_go_one_per_message_or_are_named(
+    world: World, dc: FakeDiscord, rt: Runtime
+) -> None:
+    gid = int(world.guild["id"])
+    dc.upload_limits[gid] = 8000  # even shrunk, three frames do not fit one request
+    await world.start()
+    story = await board(rt, world.chat(), duser(ALICE), scenes=3, publish=False,
+                        frame=lambda i, j: noise_png(360, 640, 200 + i * 10 + j))
+    it = await dc.slash(world.channel, world.alice, "status", story=story.id)
+    await dc.answered(it)
+    await publish_board(rt, story)
+    tid = await the_board(dc, world)
+    for k in (1, 2, 3):
+        parts = [m for m in dc.log(tid) if m.content.startswith(f"🖼 **Scene {k} of 3**")
+                 or f"Scene {k} of 3** · frame" in m.content]
+        assert [[a["filename"] for a in m.attachments] for m in parts] == [
+            ["frame-1.jpg"], ["frame-2.jpg"], ["frame-3.jpg"]], dc.dump(tid)
+        assert f"Scene {k} text" in parts[0].content and parts[0].button_labels()[:3] == [
+            "1", "2", "3"]
+        assert "frame 2 of 3" in parts[1].content
+    # 👍 on a frame's own message picks that frame
+    second = next(m for m in dc.log(tid) if "Scene 1 of 3** · frame 2 of 3" in m.content)
+    await dc.react(dc.channels[tid], world.alice, second.id, "👍")
+    first = next(m for m in dc.log(tid) if m.content.startswith("🖼 **Scene 1 of 3**\n"))
+    await dc.wait_for(lambda: "✓ 2" in dc.messages[first.id].button_labels(), what="tick")
+    assert all(u.size <= u.limit for u in dc.uploads) and dc.too_large == 0
+
+    # a limit no frame fits even shrunk: the scene is shown, and says why it has no frames
+    dc.upload_limits[gid] = 4 * 1024
+    other = await board(rt, world.chat(), duser(BOB), scenes=3, title="Tiny", publish=False,
+                        frame=lambda i, j: noise_png(360, 640, 300 + i * 10 + j))
+    it = await dc.slash(world.channel, world.bob, "status", story=other.id)
+    await dc.answered(it)
+    await publish_board(rt, other)
+    await dc.wait_for(lambda: [t for t in dc.threads_of(world.channel) if t["name"] == "Tiny"],
+                      what="thread")
+    tiny = int(next(t for t in dc.threads_of(world.channel) if t["name"] == "Tiny")["id"])
+    await dc.wait_for(lambda: dc.find(tiny, "scenes picked"), what="board", channel_id=tiny)
+    for k in (1, 2, 3):
+        m = scene_msg(dc, tiny, k)
+        assert m.attachments == [] and m.button_labels()[:3] == ["1", "2", "3"]
+        assert "the frames don't fit this server's 4 KiB upload limit" in m.content
+    assert all(u.size <= u.limit for u in dc.uploads) and dc.too_large == 0

@@ -21,7 +21,7 @@ from typing import Any
 import discord
 
 from bots.core.conversation import approve_text, shorten, status_lines
-from bots.core.delivery import ChatGone, Delivery
+from bots.core.delivery import TTL_S, ChatGone, Delivery
 from bots.core.views import (
     AlbumView,
     AnyView,
@@ -207,8 +207,6 @@ def _plain(content: str) -> Compose:
     return compose
 
 
-def _smallest(frames: list[tuple[str, bytes]]) -> int:
-    return min(len(data) for _, data in frames)
 
 
 # --------------------------------------------------------------------------- the renderer
@@ -373,26 +371,35 @@ class DiscordRenderer:
         head = view_md(view)
         limit = await self.limits.get(chat)
         room = limit.size - request_room(head, len(frames)) - 1024
-        if len(frames) == 1 or await fit_images(frames, room) is not None:
-            msg = await self._post(chat, view.story_id, name, self._frames(head, frames),
-                                   files_note=NO_FRAMES, once=once)
-            return [ref_of(msg)]
+        alone = limit.size - 2 - request_room(f"{head} · frame 10 of 10", 1)
+        if len(frames) == 1 or await fit_images(frames, room) is not None or \
+                await fit_images(frames[:1], alone) is None:  # together, or none fits anyway
+            parts = [(head, frames, once)]
+        else:
+            parts = [(f"{head} · frame {n} of {len(frames)}", [frame], once and f"{once[:19]}f{n}")
+                     for n, frame in enumerate(frames, 1)]
         refs = []
-        for n, frame in enumerate(frames, 1):
-            msg = await self._post(chat, view.story_id, name,
-                                   self._frames(f"{head} · frame {n} of {len(frames)}", [frame]),
-                                   files_note=NO_FRAMES, once=once and f"{once[:19]}f{n}")
+        for text, some, key in parts:
+            notes: list[str] = []
+            msg = await self._post(chat, view.story_id, name, self._frames(text, some, notes),
+                                   files_note=NO_FRAMES, once=key)
             refs.append(ref_of(msg))
+            if notes and not msg.attachments:  # the scene's text replaces this one: keep it
+                await self.redis.set(f"{self.prefix}bare:{refs[-1]}", notes[-1], ex=TTL_S)
         return refs
 
-    def _frames(self, head: str, frames: list[tuple[str, bytes]]) -> Compose:
+    def _frames(self, head: str, frames: list[tuple[str, bytes]],
+                notes: list[str] | None = None) -> Compose:
         async def compose(room: int | None, limit: UploadLimit) -> Composed:
             if room is None:
                 return head, []
             fitted = await fit_images(frames, room - request_room(head, len(frames)))
             if fitted is None:
-                why = limit.over("Even shrunk, a frame", _smallest(frames))
-                return f"{head}\nℹ️ {why}, so the frames are not attached.", []
+                note = f"ℹ️ Even shrunk, the frames don't fit {limit.name()}, so they are " \
+                       "not attached."
+                if notes is not None:
+                    notes.append(note)
+                return f"{note}\n\n{head}", []
             return head, fitted
 
         return compose
@@ -407,6 +414,11 @@ class DiscordRenderer:
         if isinstance(view, SceneView) and await self.redis.exists(
                 f"{self.prefix}noattach:{channel}"):
             kw["content"] = cut(f"{NO_FRAMES}\n\n{kw['content']}")
+        elif isinstance(view, SceneView):
+            bare = await self.redis.get(f"{self.prefix}bare:{refs[0]}")
+            if bare is not None:
+                note = bare.decode() if isinstance(bare, bytes) else str(bare)
+                kw["content"] = cut(f"{note}\n\n{kw['content']}")
         try:
             await self.client.get_partial_messageable(channel).get_partial_message(
                 message).edit(**kw)

@@ -58,12 +58,15 @@ class UploadLimit:
     size: int
     refused: int = 0
 
+    def name(self) -> str:
+        if self.refused:
+            return (f"this server's upload limit (Discord refused an upload of "
+                    f"{exact(self.refused)} here)")
+        return f"this server's {mib(self.size)} upload limit"
+
     def over(self, what: str, size: int) -> str:
         """Why ``what`` of ``size`` bytes is not attached, naming the limit that refused it."""
-        if self.refused:
-            return (f"{what} is {exact(size)}, over this server's upload limit (Discord refused "
-                    f"an upload of {exact(self.refused)} here)")
-        return f"{what} is {exact(size)}, over this server's {mib(self.size)} upload limit"
+        return f"{what} is {exact(size)}, over {self.name()}"
 
     def dump(self) -> str:
         return f"{self.size}/{self.refused}"
