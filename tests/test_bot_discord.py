@@ -140,9 +140,10 @@ async def publish_board(rt: Runtime, story: Story, scenes: range | None = None) 
                                               step="storyboard"))
 
 
-async def finish(rt: Runtime, story_id: str, size: int = 4096, sheet_png: bytes = b"") -> Story:
+async def finish(rt: Runtime, story_id: str, size: int = 4096, sheet_png: bytes = b"",
+                 video_mp4: bytes = b"") -> Story:
     """Pretend the worker made the video: store it and publish the video event."""
-    video = await rt.media.put(mp4() + b"\x00" * size, "video/mp4")
+    video = await rt.media.put(video_mp4 or mp4() + b"\x00" * size, "video/mp4")
     sheet = await rt.media.put(sheet_png or png((10, 10, 10), (32, 18)), "image/png")
 
     def done(s: Story) -> None:
@@ -885,4 +886,36 @@ async def test_frames_that_cannot_share_a_message_go_one_per_message_or_are_name
         m = scene_msg(dc, tiny, k)
         assert m.attachments == [] and m.button_labels()[:3] == ["1", "2", "3"]
         assert "the frames don't fit this server's 4 KiB upload limit" in m.content
+    assert all(u.size <= u.limit for u in dc.uploads) and dc.too_large == 0
+
+
+async def test_a_video_over_the_limit_is_re_encoded_to_fit(
+    world: World, dc: FakeDiscord, rt: Runtime, tmp_path: Any
+) -> None:
+    from providers.offline.ffmpeg import run_ffmpeg
+
+    out = tmp_path / "big.mp4"
+    await run_ffmpeg(["-f", "lavfi", "-i", "testsrc2=size=720x1280:rate=24:duration=6",
+                      "-f", "lavfi", "-i", "sine=frequency=440:duration=6",
+                      "-c:v", "libx264", "-preset", "ultrafast", "-b:v", "4M", "-c:a", "aac",
+                      "-shortest", "-y", str(out)])
+    big = out.read_bytes()
+    assert len(big) > 2 * MiB
+    dc.upload_limits[int(world.guild["id"])] = 1 * MiB
+    await world.start()
+    story = await board(rt, world.chat(), duser(ALICE), publish=False)
+    it = await dc.slash(world.channel, world.alice, "status", story=story.id)
+    await dc.answered(it)  # 1 MiB reported
+    await publish_board(rt, story)
+    tid = await the_board(dc, world)
+    await finish(rt, story.id, video_mp4=big)
+    video = await dc.wait_for(lambda: [m for m in dc.log(tid) if any(
+        a["filename"] == "story.mp4" for a in m.attachments)], what="video", channel_id=tid,
+        within=60)
+    sent = next(a["size"] for a in video[0].attachments if a["filename"] == "story.mp4")
+    assert 100 * 1024 < sent <= MiB
+    assert "over this server's 1 MiB upload limit, so here it is re-encoded to" in \
+        video[0].content
+    assert video[0].button_labels()[:3] == ["🎬 1", "🎬 2", "🎬 3"]
+    await dc.wait_for(lambda: dc.find(tid, "The storyboard of"), what="storyboard")
     assert all(u.size <= u.limit for u in dc.uploads) and dc.too_large == 0

@@ -33,7 +33,15 @@ from bots.core.views import (
     Text,
     VideoView,
 )
-from bots.discord.uploads import UploadLimit, UploadLimits, fit_images, request_room, request_size
+from bots.discord.uploads import (
+    UploadLimit,
+    UploadLimits,
+    exact,
+    fit_images,
+    request_room,
+    request_size,
+    shrink_video,
+)
 from pipeline.models import ChatRef
 
 log = logging.getLogger(__name__)
@@ -448,6 +456,8 @@ class DiscordRenderer:
         head = video_md(view)
         video: list[tuple[str, bytes]] = []
 
+        shrunk: dict[int, bytes | None] = {}
+
         async def compose(room: int | None, limit: UploadLimit) -> Composed:
             if room is None:
                 return video_md(view, self._link_note(view, "I can't attach files here")), []
@@ -457,7 +467,19 @@ class DiscordRenderer:
                 if request_size(head, video + sheet) <= room:
                     return head, video + sheet
                 return head, video  # the storyboard follows in its own message
-            text = video_md(view, self._link_note(view, limit.over("The video", size)))
+            why = limit.over("The video", size)
+
+            def smaller(n: int) -> str:
+                more = f" The full video: {view.url}" if view.url else ""
+                return video_md(view, f"ℹ️ {why}, so here it is re-encoded to {exact(n)}.{more}")
+
+            target = room - request_room(smaller(size), 1)
+            if target not in shrunk:
+                shrunk[target] = await shrink_video(view.video, view.duration_s, target)
+            small = shrunk[target]
+            if small is not None:
+                return smaller(len(small)), [("story.mp4", small)]
+            text = video_md(view, self._link_note(view, why))
             fitted = await fit_images(sheet, room - request_room(text, 1))
             return text, fitted or []
 

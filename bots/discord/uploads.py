@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import io
+import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
 from pipeline.models import ChatRef
+from providers.offline.ffmpeg import FFmpegError, run_ffmpeg
 
 MiB = 1024 * 1024
 DEFAULT_LIMIT = 10 * MiB
@@ -28,6 +32,8 @@ KNOWN_LIMITS = (500 * MiB, 100 * MiB, 50 * MiB, 25 * MiB, 10 * MiB, 8 * MiB)
 PAYLOAD_ROOM = 6 * 1024  # payload_json besides the content: components, attachments, flags
 PART_ROOM = 400  # each file's multipart headers and its entry in payload_json
 SMALLEST_SIDE = 48  # frames are not shrunk below this many pixels on their short side
+SHRINK_AUDIO_KBPS = 64
+SHRINK_MIN_VIDEO_KBPS = 150  # below this a re-encoded video is not worth watching: link it
 
 
 def mib(size: int) -> str:
@@ -180,3 +186,38 @@ async def fit_images(images: list[tuple[str, bytes]], budget: int
     if sum(len(data) for _, data in images) <= budget:
         return images
     return await asyncio.to_thread(_fit, images, budget)
+
+
+# --------------------------------------------------------------------------- shrinking a video
+
+
+async def shrink_video(src: Path, duration_s: float, target: int) -> bytes | None:
+    """The video re-encoded (x264 at a bitrate its ``target`` size allows, smaller frames when
+    that bitrate is low) to at most ``target`` bytes; ``None`` when that would fall below a
+    watchable bitrate, or ffmpeg cannot read it. ffmpeg runs as a subprocess, off the loop."""
+    if duration_s <= 0 or target <= 0:
+        return None
+    kbps = target * 8 * 0.92 / duration_s / 1000 - SHRINK_AUDIO_KBPS
+    tmp = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="storyloom-fit-"))
+    out = tmp / "fit.mp4"
+    try:
+        for _ in range(2):
+            if kbps < SHRINK_MIN_VIDEO_KBPS:
+                return None
+            height = 720 if kbps >= 900 else 480
+            rate = f"{int(kbps)}k"
+            await run_ffmpeg(
+                ["-i", str(src), "-vf", f"scale=-2:'min(ih,{height})'", "-c:v", "libx264",
+                 "-preset", "veryfast", "-pix_fmt", "yuv420p", "-b:v", rate, "-maxrate", rate,
+                 "-bufsize", rate, "-c:a", "aac", "-b:a", f"{SHRINK_AUDIO_KBPS}k",
+                 "-threads", "2", "-movflags", "+faststart", "-y", str(out)],
+                provider="discord")  # fmt: skip
+            data = await asyncio.to_thread(out.read_bytes)
+            if len(data) <= target:
+                return data
+            kbps *= 0.85 * target / len(data)
+        return None
+    except FFmpegError:
+        return None
+    finally:
+        await asyncio.to_thread(shutil.rmtree, tmp, True)
