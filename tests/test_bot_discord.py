@@ -919,3 +919,19 @@ async def test_a_video_over_the_limit_is_re_encoded_to_fit(
     assert video[0].button_labels()[:3] == ["🎬 1", "🎬 2", "🎬 3"]
     await dc.wait_for(lambda: dc.find(tid, "The storyboard of"), what="storyboard")
     assert all(u.size <= u.limit for u in dc.uploads) and dc.too_large == 0
+
+
+async def test_a_report_that_a_413_disproved_does_not_raise_the_limit_again(rt: Runtime) -> None:
+    from bots.discord.uploads import UploadLimits
+
+    limits = UploadLimits(rt.redis, "t:", lambda chat: ("g1", 10 * MiB))
+    chat = ChatRef(platform=Platform.discord, chat_id="5", is_group=True)
+    await limits.reported(chat, 10 * MiB)
+    learned = await limits.refused(chat, 3 * MiB)  # Discord refused 3 MiB
+    assert learned.size < 3 * MiB and "refused an upload of 3.0 MiB" in learned.name()
+    await limits.reported(chat, 10 * MiB)  # an interaction repeats the 10 MiB it was wrong about
+    assert await limits.get(chat) == learned
+    again = UploadLimits(rt.redis, "t:", lambda chat: ("g1", 10 * MiB))  # after a restart
+    assert await again.get(chat) == learned
+    await limits.reported(chat, 50 * MiB)  # a new report (the server was boosted) is believed
+    assert (await limits.get(chat)).size == 50 * MiB

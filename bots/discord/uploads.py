@@ -59,10 +59,13 @@ def request_size(content: str, files: list[tuple[str, bytes]]) -> int:
 @dataclass(frozen=True)
 class UploadLimit:
     """A server's upload limit; ``refused`` is the size of a request Discord refused, when the
-    limit was learned from that refusal (then ``size`` is an estimate below it)."""
+    limit was learned from that refusal (then ``size`` is an estimate below it); ``disproved``
+    is the reported limit that refusal proved wrong (interactions have been seen to report more
+    than Discord accepts), so the same report does not raise the limit again."""
 
     size: int
     refused: int = 0
+    disproved: int = 0
 
     def name(self) -> str:
         if self.refused:
@@ -75,15 +78,15 @@ class UploadLimit:
         return f"{what} is {exact(size)}, over {self.name()}"
 
     def dump(self) -> str:
-        return f"{self.size}/{self.refused}"
+        return f"{self.size}/{self.refused}/{self.disproved}"
 
     @classmethod
     def load(cls, raw: Any) -> UploadLimit | None:
         text = raw.decode() if isinstance(raw, bytes) else str(raw)
-        size, _, refused = text.partition("/")
-        if not size.isdigit():
+        parts = [int(p) if p.isdigit() else 0 for p in text.split("/")][:3]
+        if not parts or parts[0] <= 0:
             return None
-        return cls(int(size), int(refused) if refused.isdigit() else 0)
+        return cls(*parts)
 
 
 def below(refused: int, tier: int | None) -> UploadLimit:
@@ -114,17 +117,21 @@ class UploadLimits:
             await self.redis.set(self._key(key), limit.dump(), ex=LIMIT_TTL_S)
 
     async def reported(self, chat: ChatRef, size: int) -> None:
-        """Discord reported the limit (an interaction's ``attachment_size_limit``)."""
-        if size > 0:
-            await self._set(self.where(chat)[0], UploadLimit(size))
+        """Discord reported the limit (an interaction's ``attachment_size_limit``); a report
+        that a refusal already proved too high changes nothing."""
+        if size <= 0 or (await self.get(chat)).disproved == size:
+            return
+        await self._set(self.where(chat)[0], UploadLimit(size))
 
     async def refused(self, chat: ChatRef, size: int) -> UploadLimit:
         """Discord refused a request of ``size`` bytes as too large: remember a lower limit."""
         key, tier = self.where(chat)
         current = await self.get(chat)
+        wrong = current.disproved or (0 if current.refused else current.size)
         limit = below(size, tier)
         if limit.size >= current.size:  # more than the known limit was sent: it stands
             limit = UploadLimit(current.size, size)
+        limit = UploadLimit(limit.size, limit.refused, wrong)
         await self._set(key, limit)
         return limit
 
