@@ -6,6 +6,10 @@ channel where the bot may not open threads or attach files, falls back to the ch
 text, and says so. Each scene's storyboard is one message: its candidate frames as attachments,
 the scene text, and its buttons (the album view posts the frames, the scene view adds the rest to
 that same message). Message references are ``<channel id>/<message id>``.
+
+Every post with files fits the server's upload limit as a whole request (:mod:`.uploads`): frames
+shrink (JPEG, smaller) or go one per message, the video goes without its storyboard, re-encoded,
+or as a link, and a 413 lowers the remembered limit and the message is composed again.
 """
 
 from __future__ import annotations
