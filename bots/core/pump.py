@@ -117,8 +117,6 @@ class EventPump:
                                        block_ms=self.block_ms, pending_first=False)
         for entry_id, ev in batch:
             self._to_lane(ev.chat, functools.partial(self._lane_entry, entry_id, ev))
-        if not batch:
-            await asyncio.sleep(0)
 
     def _to_lane(self, chat: ChatRef, job: Callable[[], Awaitable[None]]) -> None:
         queue = self._queues.setdefault(chat.key, collections.deque())

@@ -219,8 +219,6 @@ def _plain(content: str) -> Compose:
     return compose
 
 
-
-
 # --------------------------------------------------------------------------- the renderer
 
 
@@ -453,14 +451,13 @@ class DiscordRenderer:
 
     async def _video(self, chat: ChatRef, view: VideoView, once: str = "") -> list[str]:
         """The video with its storyboard when both fit one request; else the video alone and
-        the storyboard after it; else a link (saying which limit refused it) and the storyboard,
-        shrunk when it must be."""
+        the storyboard after it; else the video re-encoded to fit; else a link. Whatever is not
+        attached as it is says which limit refused it."""
         size = view.size or (await asyncio.to_thread(Path(view.video).stat)).st_size
         sheet = [("storyboard.png", await read_bytes(view.sheet))]
         head = video_md(view)
-        video: list[tuple[str, bytes]] = []
-
-        shrunk: dict[int, bytes | None] = {}
+        video: list[tuple[str, bytes]] = []  # read once, when it is to be sent
+        shrunk: dict[int, bytes | None] = {}  # re-encoded copies by the room they were made for
 
         async def compose(room: int | None, limit: UploadLimit) -> Composed:
             if room is None:
