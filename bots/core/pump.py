@@ -7,11 +7,11 @@ event read twice (after a restart) edits what is there instead of posting again.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import functools
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -34,6 +34,8 @@ from pipeline.models import ChatRef, Status, Story
 log = logging.getLogger(__name__)
 
 # States whose status line is shown by the event that reached them, never by a deferred update.
+# Slots whose messages carry buttons that act on the story.
+ARMED = ("scene:", "approve", "video:")
 FINAL_VIEWS = frozenset({Status.done, Status.failed, Status.cancelled, Status.awaiting_approval})
 
 
@@ -56,6 +58,7 @@ class EventPump:
         block_ms: int = 500,
         chat_filter: Callable[[ChatRef], bool] | None = None,
         start: str = "0",
+        max_backlog: int = 500,
     ) -> None:
         self.conv = conv
         self.renderer = renderer
@@ -71,9 +74,11 @@ class EventPump:
         self._step_first: dict[tuple[str, str], float] = {}
         self._failures: dict[str, int] = {}
         self._locks: dict[str, asyncio.Lock] = {}
-        self._lanes: dict[str, asyncio.Task[None]] = {}  # chat -> the task rendering its events
-        self._queues: dict[str, collections.deque[Callable[[], Awaitable[None]]]] = {}
-        self._resumed = False  # a previous life's unacknowledged events are all rendered
+        self._lanes: dict[str, deque[Callable[[], Awaitable[None]]]] = {}
+        self._lane_tasks: dict[str, asyncio.Task[None]] = {}
+        self._backlog = 0
+        self._recovering = True
+        self.max_backlog = max_backlog
         self.rendered = 0
 
     @property
@@ -81,17 +86,12 @@ class EventPump:
         return self.conv.rt.outbox
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
-        """Render events as they come, each chat in its own lane: a chat whose messages wait
-        (a platform's rate limit, a slow upload) holds up only its own events."""
         await self.outbox.ensure_group(self.platform, self.group, start=self.start)
+        self._recovering = True
         try:
             while stop is None or not stop.is_set():
                 try:
-                    if not self._resumed and await self._pending():
-                        await self.step()  # a previous life's unacknowledged events, in order
-                        continue
-                    self._resumed = True
-                    await self._feed()
+                    await self.step()
                 except asyncio.CancelledError:
                     raise
                 except Exception:
@@ -99,52 +99,49 @@ class EventPump:
                                   extra={"platform": self.platform})
                     await asyncio.sleep(1.0)
         finally:
-            for task in list(self._lanes.values()):
-                await stop_task(task)
+            await self._stop_lanes()
 
-    async def _pending(self) -> bool:
-        """Events read by this consumer before and never acknowledged (a restart)."""
-        found = await self.conv.rt.redis.xpending_range(
-            stream_key(self.platform), self.group, min="-", max="+", count=1,
-            consumername=self.consumer)
-        return bool(found)
-
-    async def _feed(self) -> None:
-        """Hand new events and due progress edits to their chats' lanes."""
-        for sid, ev in self._due():
-            self._to_lane(ev.chat, functools.partial(self._flush_one, sid, ev))
+    async def step(self) -> int:
+        """Read one batch and hand each event to its chat's lane (after a restart, first render
+        the events read before it, in order); flush due progress edits. Returns the events
+        taken."""
+        await self.flush()
+        if self._recovering:
+            return await self._recover()
+        if self._backlog >= self.max_backlog:
+            await asyncio.sleep(0.05)  # the lanes are behind: read more once they catch up
+            return 0
         batch = await self.outbox.read(self.platform, self.group, self.consumer,
                                        block_ms=self.block_ms, pending_first=False)
         for entry_id, ev in batch:
-            self._to_lane(ev.chat, functools.partial(self._lane_entry, entry_id, ev))
+            self._to_lane(ev.chat, functools.partial(self._in_lane, entry_id, ev))
+        return len(batch)
 
-    def _to_lane(self, chat: ChatRef, job: Callable[[], Awaitable[None]]) -> None:
-        queue = self._queues.setdefault(chat.key, collections.deque())
-        queue.append(job)
-        task = self._lanes.get(chat.key)
-        if task is None or task.done():
-            self._lanes[chat.key] = asyncio.create_task(self._lane(chat.key),
-                                                        name=f"pump-lane-{chat.key}")
+    async def _recover(self) -> int:
+        """The events this consumer read but never acknowledged (a restart), one by one."""
+        batch = await self.outbox.read(self.platform, self.group, self.consumer, block_ms=None)
+        done = 0
+        for entry_id, ev in batch:
+            if not await self._once(entry_id, ev):
+                return done  # not acknowledged: read again (pending first)
+            done += 1
+        if not await self._has_pending():
+            self._recovering = False
+        return done
 
-    async def _lane(self, key: str) -> None:
-        queue = self._queues[key]
-        while queue:
-            job = queue.popleft()
-            try:
-                await job()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("event pump lane hiccup", extra={"chat": key})
-        self._queues.pop(key, None)
-        self._lanes.pop(key, None)
+    async def _has_pending(self) -> bool:
+        rows = await self.conv.rt.redis.xpending_range(
+            stream_key(self.platform), self.group, min="-", max="+", count=1,
+            consumername=self.consumer)
+        return bool(rows)
 
-    async def _lane_entry(self, entry_id: str, ev: StoryEvent) -> None:
-        while not await self._try(entry_id, ev):
-            pass  # retried in this chat's lane only
+    async def _in_lane(self, entry_id: str, ev: StoryEvent) -> None:
+        """Render one event in its chat's lane, retrying a passing failure in place."""
+        while not await self._once(entry_id, ev):
+            pass
 
-    async def _try(self, entry_id: str, ev: StoryEvent) -> bool:
-        """Render one event; ``False`` when it failed for now and should be tried again."""
+    async def _once(self, entry_id: str, ev: StoryEvent) -> bool:
+        """Render one event and acknowledge it; ``False`` when it should be tried again."""
         try:
             await self.process(ev)
         except ChatGone:
@@ -166,35 +163,55 @@ class EventPump:
         await self.outbox.ack(self.platform, self.group, entry_id)
         return True
 
-    async def step(self) -> int:
-        """Read one batch (unacknowledged events first), render it in order, flush due
-        progress edits; returns events handled."""
-        await self.flush()
-        batch = await self.outbox.read(self.platform, self.group, self.consumer,
-                                       block_ms=self.block_ms)
-        done = 0
-        for entry_id, ev in batch:
-            if not await self._try(entry_id, ev):
-                return done  # not acknowledged: read again (pending first)
-            done += 1
-        return done
+    # ------------------------------------------------------------------ one lane per chat
+    # A chat's events are rendered in order; chats do not wait for each other, so a chat whose
+    # platform makes the bot wait (a flood wait of a minute) holds up only itself.
+
+    def _to_lane(self, chat: ChatRef, job: Callable[[], Awaitable[None]]) -> None:
+        queue = self._lanes.setdefault(chat.key, deque())
+        queue.append(job)
+        self._backlog += 1
+        if chat.key not in self._lane_tasks:
+            self._lane_tasks[chat.key] = asyncio.create_task(self._drain(chat.key, queue),
+                                                             name=f"pump-lane-{chat.key}")
+
+    async def _drain(self, key: str, queue: deque[Callable[[], Awaitable[None]]]) -> None:
+        try:
+            while queue:
+                job = queue.popleft()
+                try:
+                    await job()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("event pump lane hiccup", extra={"chat": key})
+                finally:
+                    self._backlog -= 1
+        finally:
+            self._lane_tasks.pop(key, None)
+            if not queue:
+                self._lanes.pop(key, None)
+
+    async def _stop_lanes(self) -> None:
+        """Stop every lane; what they had not acknowledged is read again after a restart."""
+        tasks = list(self._lane_tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._lane_tasks.clear()
+        self._lanes.clear()
+        self._backlog = 0
 
     async def flush(self) -> None:
-        """Show the progress edits whose time has come."""
-        for sid, ev in self._due():
-            await self._flush_one(sid, ev)
-
-    def _due(self) -> list[tuple[str, StoryEvent]]:
         now = time.monotonic()
-        due = []
         for sid, ev in list(self._deferred.items()):
-            interval = self.group_s if ev.chat.is_group else self.private_s
+            story_chat_group = ev.chat.is_group
+            interval = self.group_s if story_chat_group else self.private_s
             if status_due(self._last_status.get(sid), now, interval):
                 del self._deferred[sid]
-                due.append((sid, ev))
-        return due
+                self._to_lane(ev.chat, functools.partial(self._deferred_status, sid, ev))
 
-    async def _flush_one(self, sid: str, ev: StoryEvent) -> None:
+    async def _deferred_status(self, sid: str, ev: StoryEvent) -> None:
         try:
             story = await self.conv.api.get(sid)
             if story.status in FINAL_VIEWS:
@@ -226,6 +243,10 @@ class EventPump:
 
     async def _render(self, story: Story, ev: StoryEvent) -> None:
         conv, d, r, chat = self.conv, self.conv.delivery, self.renderer, story.chat
+        if story.status == Status.cancelled:  # an older event of an ended story shows nothing
+            await self._show_status(story, ev, force=True)
+            await self._disarm(story)
+            return
         if ev.step:
             self._step_first.setdefault((story.id, ev.step), ev.at)
         final = story.status in FINAL_VIEWS
@@ -254,6 +275,12 @@ class EventPump:
             await self._retire_old(story, ev.scene, shown)
         if "approve" in shown:
             await d.show(r, chat, conv.approve_view(story))
+
+    async def _disarm(self, story: Story) -> None:
+        """Take the buttons off every message of the story that still offers a choice."""
+        for slot in await self.conv.delivery.all(story.id):
+            if slot.startswith(ARMED):
+                await self.conv.delivery.retire(self.renderer, story.chat, story.id, slot)
 
     async def _show_status(self, story: Story, ev: StoryEvent, force: bool) -> None:
         now = time.monotonic()
