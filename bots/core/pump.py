@@ -78,6 +78,8 @@ class EventPump:
         self._lane_tasks: dict[str, asyncio.Task[None]] = {}
         self._backlog = 0
         self._recovering = True
+        self._stopping = False
+        self.stop_grace_s = 3.0
         self.max_backlog = max_backlog
         self.rendered = 0
 
@@ -177,7 +179,7 @@ class EventPump:
 
     async def _drain(self, key: str, queue: deque[Callable[[], Awaitable[None]]]) -> None:
         try:
-            while queue:
+            while queue and not self._stopping:
                 job = queue.popleft()
                 try:
                     await job()
@@ -193,8 +195,16 @@ class EventPump:
                 self._lanes.pop(key, None)
 
     async def _stop_lanes(self) -> None:
-        """Stop every lane; what they had not acknowledged is read again after a restart."""
+        """Stop every lane: each finishes the event in hand for a moment (a message posted but
+        not yet recorded would be posted again after a restart); what they had not acknowledged
+        is read again after a restart."""
         tasks = list(self._lane_tasks.values())
+        self._stopping = True
+        try:
+            if tasks:
+                await asyncio.wait(tasks, timeout=self.stop_grace_s)
+        finally:
+            self._stopping = False
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
