@@ -6,7 +6,9 @@ become :mod:`bots.core.intents`; the conversation core answers; answers go back 
 followups. Every interaction is acknowledged first (a defer, or the modal it opens) and answered
 after, well inside Discord's 3 seconds. The event pump (:class:`bots.core.pump.EventPump`) runs
 beside the client and posts each story's status, storyboard and video in the story's thread.
-The bot needs no privileged intent: slash commands and mentions carry their text.
+Uploads are limited per server: each interaction reports the limit, the gateway tells the boost
+tier, and a 413 lowers it (:mod:`bots.discord.uploads`); the video's size cap for a new story is
+taken from it. The bot needs no privileged intent: slash commands and mentions carry their text.
 """
 
 from __future__ import annotations
