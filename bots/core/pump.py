@@ -33,9 +33,9 @@ from pipeline.models import ChatRef, Status, Story
 
 log = logging.getLogger(__name__)
 
-# States whose status line is shown by the event that reached them, never by a deferred update.
 # Slots whose messages carry buttons that act on the story.
 ARMED = ("scene:", "approve", "video:")
+# States whose status line is shown by the event that reached them, never by a deferred update.
 FINAL_VIEWS = frozenset({Status.done, Status.failed, Status.cancelled, Status.awaiting_approval})
 
 
