@@ -8,14 +8,17 @@ the real offline pipeline is marked slow.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
-from collections.abc import AsyncIterator
+import random
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import discord
 import pytest
 import pytest_asyncio
 from discord.gateway import DiscordWebSocket
+from PIL import Image
 
 from bots.core.conversation import Conversation
 from bots.discord.app import DiscordBot
@@ -33,7 +36,7 @@ from pipeline.models import (
 )
 from pipeline.runtime import Runtime
 from tests.fakes.base import mp4, png
-from tests.fakes.discord_api import APP_ID, TOKEN, FakeDiscord, Msg, user
+from tests.fakes.discord_api import APP_ID, TOKEN, FakeDiscord, MiB, Msg, user
 from tests.pipeline_helpers import unacknowledged
 
 ALICE, BOB, CAROL, DAVE = 701, 702, 703, 704
@@ -107,7 +110,8 @@ def duser(uid: int, name: str = "Alice") -> UserRef:
 
 async def board(rt: Runtime, chat: ChatRef, owner: UserRef, *, scenes: int = 3,
                 candidates: int = 3, title: str = "The Keeper & the *Whale*",
-                publish: bool = True) -> Story:
+                publish: bool = True, frame: Callable[[int, int], bytes] | None = None
+                ) -> Story:
     """A story whose storyboard is ready (awaiting approval), its events on the stream."""
     story = Story(idea="A lighthouse keeper befriends a stranded whale", owner=owner, chat=chat,
                   options=StoryOptions(scenes=scenes, candidates=candidates),
@@ -116,7 +120,8 @@ async def board(rt: Runtime, chat: ChatRef, owner: UserRef, *, scenes: int = 3,
     for i in range(scenes):
         cands = []
         for j in range(candidates):
-            ref = await rt.media.put(png(COLORS[(i + j) % 4], (16 + i, 16 + j)), "image/png")
+            data = frame(i, j) if frame else png(COLORS[(i + j) % 4], (16 + i, 16 + j))
+            ref = await rt.media.put(data, "image/png")
             cands.append(FrameCandidate(id=f"{i + 1}a{j + 1}", media=ref, seed=j, provider="t"))
         story.scenes.append(Scene(index=i, shot=f"shot {i}", narration=f"Scene {i + 1} text",
                                   candidates=cands))
@@ -135,10 +140,11 @@ async def publish_board(rt: Runtime, story: Story, scenes: range | None = None) 
                                               step="storyboard"))
 
 
-async def finish(rt: Runtime, story_id: str, size: int = 4096) -> Story:
+async def finish(rt: Runtime, story_id: str, size: int = 4096, sheet_png: bytes = b"",
+                 video_mp4: bytes = b"") -> Story:
     """Pretend the worker made the video: store it and publish the video event."""
-    video = await rt.media.put(mp4() + b"\x00" * size, "video/mp4")
-    sheet = await rt.media.put(png((10, 10, 10), (32, 18)), "image/png")
+    video = await rt.media.put(video_mp4 or mp4() + b"\x00" * size, "video/mp4")
+    sheet = await rt.media.put(sheet_png or png((10, 10, 10), (32, 18)), "image/png")
 
     def done(s: Story) -> None:
         for sc in s.scenes:
@@ -690,3 +696,242 @@ async def test_whole_story_from_slash_command_to_video(
     assert status.edits >= 3  # one progress message, edited in place
     assert dc.find(world.cid, "is ready")
     assert dc.errors == []
+
+
+# --------------------------------------------------------------------------- issue 10
+
+
+async def test_two_stories_started_in_one_second_link_their_own_threads(
+    world: World, dc: FakeDiscord, rt: Runtime
+) -> None:
+    await world.start()
+    ideas = ["A fox who collects moonlight in jars", "A robot who learns to paint clouds",
+             "A snail who races the tide", "An owl who keeps the library at night"]
+    its = await asyncio.gather(*(dc.slash(world.channel, world.alice, "story", idea=idea)
+                                 for idea in ideas))
+    answers = [await dc.answered(it) for it in its]
+    threads = {dc.channels[int(t["id"])]["name"]: int(t["id"])
+               for t in dc.threads_of(world.channel)}
+    assert len(threads) == len(ideas)
+    for idea, answer in zip(ideas, answers, strict=True):
+        tid = next(t for name, t in threads.items() if idea.startswith(name.rstrip("…")))
+        assert answer == [f"📖 Your story has started in <#{tid}>."], (idea, answer)
+
+
+def noise_png(width: int, height: int, seed: int) -> bytes:
+    """A photo-like frame as far as size goes: noise does not compress (about 3 bytes/pixel)."""
+    rnd = random.Random(seed)
+    img = Image.frombytes("RGB", (width, height), rnd.randbytes(width * height * 3))
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+async def test_a_small_upload_limit_shrinks_frames_and_splits_the_video_from_its_storyboard(
+    world: World, dc: FakeDiscord, rt: Runtime
+) -> None:
+    dc.upload_limits[int(world.guild["id"])] = 1 * MiB
+    await world.start()
+    story = await board(rt, world.chat(), duser(ALICE), scenes=8, publish=False,
+                        frame=lambda i, j: noise_png(360, 640, i * 10 + j))
+    it = await dc.slash(world.channel, world.alice, "status", story=story.id)
+    await dc.answered(it)  # Discord reported this server's 1 MiB
+    await publish_board(rt, story)
+    tid = await the_board(dc, world)
+    for k in range(1, 9):  # every scene is shown, with its three frames, shrunk to fit
+        m = scene_msg(dc, tid, k)
+        assert [a["filename"] for a in m.attachments] == ["frame-1.jpg", "frame-2.jpg",
+                                                          "frame-3.jpg"]
+        assert m.button_labels()[:3] == ["1", "2", "3"]
+    video_size = 900 * 1024  # under the story's cap (97% of the limit), not with the sheet
+    await finish(rt, story.id, size=video_size, sheet_png=noise_png(800, 450, 99))
+    video = await dc.wait_for(lambda: [m for m in dc.log(tid) if any(
+        a["filename"] == "story.mp4" for a in m.attachments)], what="video", channel_id=tid)
+    assert [a["filename"] for a in video[0].attachments] == ["story.mp4"]
+    assert video[0].button_labels()[:3] == ["🎬 1", "🎬 2", "🎬 3"]
+    sheet = await dc.wait_for(lambda: dc.find(tid, "The storyboard of"), what="storyboard",
+                              channel_id=tid)
+    assert [a["filename"] for a in sheet[0].attachments] == ["storyboard.jpg"]
+    await dc.wait_for(lambda: dc.find(tid, "The video is ready"), what="status done")
+    assert dc.uploads and all(u.size <= u.limit for u in dc.uploads), dc.uploads
+    assert dc.too_large == 0 and dc.errors == []
+    assert await unacknowledged(rt, "discord") == 0
+
+
+async def test_a_413_below_the_reported_limit_is_learned_and_named(
+    world: World, dc: FakeDiscord, rt: Runtime
+) -> None:
+    from pipeline.media import open_media_store
+
+    rt.media = open_media_store("local", rt.settings.media_path, "https://media.example")
+    await world.start()
+    story = await board(rt, world.chat(), duser(ALICE))
+    it = await dc.slash(world.channel, world.alice, "status", story=story.id)
+    await dc.answered(it)  # Discord reported 10 MiB
+    tid = await the_board(dc, world)
+    dc.upload_limits[int(world.guild["id"])] = 1 * MiB  # and now it takes 1 MiB, unannounced
+    await finish(rt, story.id, size=3 * MiB)
+    msg = await dc.wait_for(lambda: dc.find(tid, "so here is a link"), what="link",
+                            channel_id=tid)
+    assert "The video is 3.0 MiB, over this server's upload limit (Discord refused an " \
+           "upload of 3.0 MiB here), so here is a link: https://media.example/" in msg[0].content
+    assert "10 MiB" not in msg[0].content
+    assert [a["filename"] for a in msg[0].attachments] == ["storyboard.png"]
+    assert dc.too_large == 1  # refused once; the next request fitted what it taught
+    # the lower limit is remembered for the server: the next story's frames fit at once
+    other = await board(rt, world.chat(), duser(ALICE), title="Second tale", scenes=3,
+                        frame=lambda i, j: noise_png(360, 640, 50 + i * 10 + j))
+    await dc.wait_for(lambda: [t for t in dc.threads_of(world.channel)
+                               if t["name"] == "Second tale"], what="second thread")
+    tid2 = int(next(t for t in dc.threads_of(world.channel) if t["name"] == "Second tale")["id"])
+    await dc.wait_for(lambda: dc.find(tid2, "scenes picked"), what="second board",
+                      channel_id=tid2)
+    for k in (1, 2, 3):
+        assert len(scene_msg(dc, tid2, k).attachments) == 3
+    assert dc.too_large <= 2
+    assert (await rt.store.get(other.id)).status == Status.awaiting_approval
+
+    # a server that loses its boosts: Discord says so (GUILD_UPDATE); a 413 then names the
+    # limit of its new tier
+    dc.upload_limits.clear()
+    await dc.set_tier(world.guild, 2)
+    it = await dc.slash(world.channel, world.alice, "status", story=other.id)
+    await dc.answered(it)  # 50 MiB reported
+    await dc.set_tier(world.guild, 0)
+    await finish(rt, other.id, size=11 * MiB)
+    msg = await dc.wait_for(lambda: dc.find(tid2, "so here is a link"), what="link 2",
+                            channel_id=tid2)
+    assert "The video is 11.0 MiB, over this server's 10 MiB upload limit" in msg[0].content
+
+
+async def test_a_channel_in_a_long_rate_limit_delays_no_other_channels_buttons(
+    world: World, dc: FakeDiscord, rt: Runtime
+) -> None:
+    rooms = [dc.text_channel(world.guild, f"room-{n}") for n in range(6)]
+    await world.start()
+    stories = []
+    for room in rooms:
+        chat = ChatRef(platform=Platform.discord, chat_id=room["id"], is_group=True)
+        stories.append(await board(rt, chat, duser(ALICE), title=f"Tale of {room['name']}"))
+    threads: list[int] = []
+    for room in rooms:
+        found = await dc.wait_for(lambda r=room: dc.threads_of(r), what="a thread")
+        tid = int(found[0]["id"])
+        await dc.wait_for(lambda t=tid: dc.find(t, "scenes picked"), what="board", channel_id=tid)
+        threads.append(tid)
+    # the first story's thread is in a 60 s rate limit, and the pump is posting there
+    slow = dc.channels[threads[0]]
+    dc.flood(slow, 60.0)
+    busy = await rt.store.update(stories[0].id, lambda s: setattr(s, "status", Status.animating))
+    await rt.outbox.publish(StoryEvent.of(busy, EventKind.status, step="animate"))
+    await dc.wait_for(lambda: str(threads[0]) in dc.floods, what="the 429")
+    # meanwhile people in the five other channels press buttons
+    started = asyncio.get_running_loop().time()
+    presses = []
+    for tid in threads[1:]:
+        m = scene_msg(dc, tid, 1)
+        presses.append(await dc.press(dc.channels[tid], world.alice, m, m.button("2")["custom_id"]))
+    answers = await asyncio.gather(*(dc.answered(p, within=5) for p in presses))
+    took = asyncio.get_running_loop().time() - started
+    assert answers == [["Scene 1: frame 2 ✓"]] * 5
+    assert took < 1.0, took
+    assert all(p.refused == [] for p in presses)  # no callback came late
+    for sid in [s.id for s in stories[1:]]:
+        assert (await rt.store.get(sid)).scenes[0].picked == "1a2"
+    # and each of those storyboards shows the pick at once: nothing waits behind the slow thread
+    for tid in threads[1:]:
+        await dc.wait_for(lambda t=tid: "✓ 2" in scene_msg(dc, t, 1).button_labels(),
+                          within=2.0, what="the tick", channel_id=tid)
+
+
+async def test_frames_that_cannot_share_a_message_go_one_per_message_or_are_named(
+    world: World, dc: FakeDiscord, rt: Runtime
+) -> None:
+    gid = int(world.guild["id"])
+    dc.upload_limits[gid] = 8000  # even shrunk, three frames do not fit one request
+    await world.start()
+    story = await board(rt, world.chat(), duser(ALICE), scenes=3, publish=False,
+                        frame=lambda i, j: noise_png(360, 640, 200 + i * 10 + j))
+    it = await dc.slash(world.channel, world.alice, "status", story=story.id)
+    await dc.answered(it)
+    await publish_board(rt, story)
+    tid = await the_board(dc, world)
+    for k in (1, 2, 3):
+        parts = [m for m in dc.log(tid) if m.content.startswith(f"🖼 **Scene {k} of 3**")
+                 or f"Scene {k} of 3** · frame" in m.content]
+        assert [[a["filename"] for a in m.attachments] for m in parts] == [
+            ["frame-1.jpg"], ["frame-2.jpg"], ["frame-3.jpg"]], dc.dump(tid)
+        assert f"Scene {k} text" in parts[0].content and parts[0].button_labels()[:3] == [
+            "1", "2", "3"]
+        assert "frame 2 of 3" in parts[1].content
+    # 👍 on a frame's own message picks that frame
+    second = next(m for m in dc.log(tid) if "Scene 1 of 3** · frame 2 of 3" in m.content)
+    await dc.react(dc.channels[tid], world.alice, second.id, "👍")
+    first = next(m for m in dc.log(tid) if m.content.startswith("🖼 **Scene 1 of 3**\n"))
+    await dc.wait_for(lambda: "✓ 2" in dc.messages[first.id].button_labels(), what="tick")
+    assert all(u.size <= u.limit for u in dc.uploads) and dc.too_large == 0
+
+    # a limit no frame fits even shrunk: the scene is shown, and says why it has no frames
+    dc.upload_limits[gid] = 4 * 1024
+    other = await board(rt, world.chat(), duser(BOB), scenes=3, title="Tiny", publish=False,
+                        frame=lambda i, j: noise_png(360, 640, 300 + i * 10 + j))
+    it = await dc.slash(world.channel, world.bob, "status", story=other.id)
+    await dc.answered(it)
+    await publish_board(rt, other)
+    await dc.wait_for(lambda: [t for t in dc.threads_of(world.channel) if t["name"] == "Tiny"],
+                      what="thread")
+    tiny = int(next(t for t in dc.threads_of(world.channel) if t["name"] == "Tiny")["id"])
+    await dc.wait_for(lambda: dc.find(tiny, "scenes picked"), what="board", channel_id=tiny)
+    for k in (1, 2, 3):
+        m = scene_msg(dc, tiny, k)
+        assert m.attachments == [] and m.button_labels()[:3] == ["1", "2", "3"]
+        assert "the frames don't fit this server's 4 KiB upload limit" in m.content
+    assert all(u.size <= u.limit for u in dc.uploads) and dc.too_large == 0
+
+
+async def test_a_video_over_the_limit_is_re_encoded_to_fit(
+    world: World, dc: FakeDiscord, rt: Runtime, tmp_path: Any
+) -> None:
+    from providers.offline.ffmpeg import run_ffmpeg
+
+    out = tmp_path / "big.mp4"
+    await run_ffmpeg(["-f", "lavfi", "-i", "testsrc2=size=720x1280:rate=24:duration=6",
+                      "-f", "lavfi", "-i", "sine=frequency=440:duration=6",
+                      "-c:v", "libx264", "-preset", "ultrafast", "-b:v", "4M", "-c:a", "aac",
+                      "-shortest", "-y", str(out)])
+    big = out.read_bytes()
+    assert len(big) > 2 * MiB
+    dc.upload_limits[int(world.guild["id"])] = 1 * MiB
+    await world.start()
+    story = await board(rt, world.chat(), duser(ALICE), publish=False)
+    it = await dc.slash(world.channel, world.alice, "status", story=story.id)
+    await dc.answered(it)  # 1 MiB reported
+    await publish_board(rt, story)
+    tid = await the_board(dc, world)
+    await finish(rt, story.id, video_mp4=big)
+    video = await dc.wait_for(lambda: [m for m in dc.log(tid) if any(
+        a["filename"] == "story.mp4" for a in m.attachments)], what="video", channel_id=tid,
+        within=60)
+    sent = next(a["size"] for a in video[0].attachments if a["filename"] == "story.mp4")
+    assert 100 * 1024 < sent <= MiB
+    assert "over this server's 1 MiB upload limit, so here it is re-encoded to" in \
+        video[0].content
+    assert video[0].button_labels()[:3] == ["🎬 1", "🎬 2", "🎬 3"]
+    await dc.wait_for(lambda: dc.find(tid, "The storyboard of"), what="storyboard")
+    assert all(u.size <= u.limit for u in dc.uploads) and dc.too_large == 0
+
+
+async def test_a_report_that_a_413_disproved_does_not_raise_the_limit_again(rt: Runtime) -> None:
+    from bots.discord.uploads import UploadLimits
+
+    limits = UploadLimits(rt.redis, "t:", lambda chat: ("g1", 10 * MiB))
+    chat = ChatRef(platform=Platform.discord, chat_id="5", is_group=True)
+    await limits.reported(chat, 10 * MiB)
+    learned = await limits.refused(chat, 3 * MiB)  # Discord refused 3 MiB
+    assert learned.size < 3 * MiB and "refused an upload of 3.0 MiB" in learned.name()
+    await limits.reported(chat, 10 * MiB)  # an interaction repeats the 10 MiB it was wrong about
+    assert await limits.get(chat) == learned
+    again = UploadLimits(rt.redis, "t:", lambda chat: ("g1", 10 * MiB))  # after a restart
+    assert await again.get(chat) == learned
+    await limits.reported(chat, 50 * MiB)  # a new report (the server was boosted) is believed
+    assert (await limits.get(chat)).size == 50 * MiB

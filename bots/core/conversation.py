@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import unicodedata
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from typing import Any
 
 from bots.core import intents as it
@@ -46,6 +47,11 @@ from pipeline.runtime import Runtime
 log = logging.getLogger(__name__)
 
 AdminCheck = Callable[[], Awaitable[bool]]
+
+# The id of the story that the current ``Conversation.handle`` call started, for an adapter that
+# links to it ("your story has started in <#thread>"). Every platform event is handled in its own
+# task, and a task sees only its own value, so two commands at once never see each other's story.
+started_story: ContextVar[str | None] = ContextVar("started_story", default=None)
 
 STEP_LABELS = {
     "script": "Writing the script",
@@ -463,7 +469,8 @@ class Conversation:
                     return [_error("A story has 3 to 12 scenes.")]
                 changes["scenes"] = chosen.scenes
             options = options.model_copy(update=changes)
-        await self.api.start_story(idea, actor, chat, options)
+        story = await self.api.start_story(idea, actor, chat, options)
+        started_story.set(story.id)
         if chosen is not None and chosen.photo:  # noted, and honestly not used (yet)
             return [Text(text="📎 I noted your photo, but photos are not used in stories yet: "
                               "this one is drawn from your words alone.")]

@@ -6,7 +6,9 @@ become :mod:`bots.core.intents`; the conversation core answers; answers go back 
 followups. Every interaction is acknowledged first (a defer, or the modal it opens) and answered
 after, well inside Discord's 3 seconds. The event pump (:class:`bots.core.pump.EventPump`) runs
 beside the client and posts each story's status, storyboard and video in the story's thread.
-The bot needs no privileged intent: slash commands and mentions carry their text.
+Uploads are limited per server: each interaction reports the limit, the gateway tells the boost
+tier, and a 413 lowers it (:mod:`bots.discord.uploads`); the video's size cap for a new story is
+taken from it. The bot needs no privileged intent: slash commands and mentions carry their text.
 """
 
 from __future__ import annotations
@@ -26,13 +28,18 @@ from discord.ext import commands
 from discord.gateway import DiscordWebSocket
 
 from bots.core import intents as it
-from bots.core.conversation import CHOICES, SCENE_MAX, AdminCheck, Conversation
+from bots.core.conversation import (
+    CHOICES,
+    SCENE_MAX,
+    AdminCheck,
+    Conversation,
+    started_story,
+)
 from bots.core.pump import EventPump, stop_task
 from bots.core.tokens import BadToken
 from bots.core.views import AnyView, StatusView, Text
 from bots.discord.render import (
     BUTTON_ID,
-    DEFAULT_LIMIT,
     MODAL_PREFIX,
     NO_MENTIONS,
     DiscordRenderer,
@@ -41,13 +48,13 @@ from bots.discord.render import (
     text_md,
     view_md,
 )
+from bots.discord.uploads import UploadLimits
 from pipeline.models import ChatRef, Platform, UserRef
 from pipeline.runtime import Runtime
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
 
-LIMIT_TTL_S = 60 * 60 * 24 * 60
 CAP_SHARE = 0.97  # the video's size cap, as a share of the upload limit (room for the container)
 _ID = re.compile(r"^[a-z0-9]{4,16}$")
 
@@ -147,11 +154,11 @@ class DiscordBot:
             max_messages=None,
         )
         self.client.storyloom = self
-        self.renderer = DiscordRenderer(self.client, conv.delivery, self.limit_for)
+        self.limits = UploadLimits(self.redis, self.prefix, self._server_of)
+        self.renderer = DiscordRenderer(self.client, conv.delivery, self.limits)
         self.pump = EventPump(conv, self.renderer, consumer=consumer,
                               status_interval_s=status_interval_s)
         conv.size_cap_for = self._cap_for
-        self._limits: dict[str, int] = {}
         self._pump_task: asyncio.Task[None] | None = None
         self._conn_task: asyncio.Task[None] | None = None
         self._add_commands()
@@ -234,28 +241,17 @@ class DiscordBot:
                 return await self.chat_of(fetched)
         return ChatRef(platform=Platform.discord, chat_id=str(cid), is_group=gid is not None)
 
-    async def remember_limit(self, chat: ChatRef, limit: int) -> None:
-        if limit > 0 and self._limits.get(chat.chat_id) != limit:
-            self._limits[chat.chat_id] = limit
-            await self.redis.set(f"{self.prefix}limit:{chat.chat_id}", str(limit), ex=LIMIT_TTL_S)
-
-    def _guild_limit(self, chat: ChatRef) -> int | None:
+    def _server_of(self, chat: ChatRef) -> tuple[str, int | None]:
+        """The key of a chat's server (uploads are limited per server; a DM by itself) and the
+        limit its boost tier implies, as the gateway last told it."""
         channel = self.client.get_channel(int(chat.chat_id))
         guild = getattr(channel, "guild", None)
-        return int(guild.filesize_limit) if guild is not None else None
+        if guild is None:
+            return f"c{chat.chat_id}", None
+        return f"g{guild.id}", int(guild.filesize_limit)
 
     def _cap_for(self, chat: ChatRef) -> int | None:
-        limit = self._limits.get(chat.chat_id) or self._guild_limit(chat) or DEFAULT_LIMIT
-        return int(limit * CAP_SHARE)
-
-    async def limit_for(self, chat: ChatRef) -> int:
-        """The upload limit Discord reported for this chat, else the server's tier's."""
-        if chat.chat_id in self._limits:
-            return self._limits[chat.chat_id]
-        raw = await self.redis.get(f"{self.prefix}limit:{chat.chat_id}")
-        if raw is not None:
-            return int(raw)
-        return self._guild_limit(chat) or DEFAULT_LIMIT
+        return int(self.limits.cached(chat) * CAP_SHARE)
 
     def _admin_check(self, person: Any, perms: discord.Permissions | None) -> AdminCheck:
         role = self.moderator_role
@@ -300,7 +296,7 @@ class DiscordBot:
         """The interaction's chat; and the upload limit Discord reports there, remembered."""
         chat = await self.chat_of(interaction.channel, interaction.channel_id,
                                   interaction.guild_id)
-        await self.remember_limit(chat, int(interaction.filesize_limit or 0))
+        await self.limits.reported(chat, int(interaction.filesize_limit or 0))
         return chat
 
     async def _answer(self, interaction: discord.Interaction[Any], intent: it.Intent) -> None:
@@ -312,15 +308,21 @@ class DiscordBot:
             views = [Text(text="Done.")]
         await self._followups(interaction, views)
 
-    async def _where_story(self, user: UserRef, chat: ChatRef) -> str:
-        """Where the story just started shows (its thread, once the event pump opened it)."""
-        ids = await self.rt.store.by_owner(user, 1)
-        if not ids or not chat.is_group or chat.thread_id:
+    async def _started(self, intent: it.Intent, user: UserRef, chat: ChatRef,
+                       admin: AdminCheck) -> tuple[list[AnyView], str | None]:
+        """Handle ``intent``; and the id of the story it started, if it started one."""
+        started_story.set(None)
+        views = await self.conv.handle(intent, user, chat, admin)
+        return views, started_story.get()
+
+    async def _where_story(self, story_id: str | None, chat: ChatRef) -> str:
+        """Where the story this command started shows (its thread, once the pump opened it)."""
+        if story_id is None or not chat.is_group or chat.thread_id:
             return "📖 Your story has started; the script and storyboard follow here."
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.thread_wait_s
         while loop.time() < deadline:
-            raw = await self.redis.get(f"{self.prefix}thread:{ids[0]}")
+            raw = await self.redis.get(f"{self.prefix}thread:{story_id}")
             if raw is not None:
                 value = raw.decode() if isinstance(raw, bytes) else str(raw)
                 if value.isdigit():
@@ -382,11 +384,11 @@ class DiscordBot:
         await interaction.response.defer(ephemeral=True, thinking=True)
         chat = await self._chat(interaction)
         user = user_ref(interaction.user)
-        views = await self.conv.handle(
+        views, story_id = await self._started(
             it.StartStory(idea=idea, scenes=scenes, aspect=aspect, style=style), user, chat,
             self._interaction_admin(interaction))
         if not views:
-            views = [Text(text=await self._where_story(user, chat))]
+            views = [Text(text=await self._where_story(story_id, chat))]
         await self._followups(interaction, views)
 
     async def on_command_error(self, interaction: discord.Interaction[Any],
@@ -482,10 +484,10 @@ class DiscordBot:
         intent: it.Intent = it.FreeText(text=text) if text else it.Help()
         perms = message.channel.permissions_for(message.author) \
             if in_guild and isinstance(message.author, discord.Member) else None
-        views = await self.conv.handle(intent, user, chat, self._admin_check(message.author,
-                                                                              perms))
-        if not views and text:
-            views = [Text(text=await self._where_story(user, chat))]
+        views, story_id = await self._started(intent, user, chat,
+                                              self._admin_check(message.author, perms))
+        if not views and story_id is not None:
+            views = [Text(text=await self._where_story(story_id, chat))]
         for view in views:
             await self._reply(message, view)
 

@@ -6,6 +6,10 @@ channel where the bot may not open threads or attach files, falls back to the ch
 text, and says so. Each scene's storyboard is one message: its candidate frames as attachments,
 the scene text, and its buttons (the album view posts the frames, the scene view adds the rest to
 that same message). Message references are ``<channel id>/<message id>``.
+
+Every post with files fits the server's upload limit as a whole request (:mod:`.uploads`): frames
+shrink (JPEG, smaller) or go one per message, the video goes without its storyboard, re-encoded,
+or as a link, and a 413 lowers the remembered limit and the message is composed again.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Any
 import discord
 
 from bots.core.conversation import approve_text, shorten, status_lines
-from bots.core.delivery import ChatGone, Delivery
+from bots.core.delivery import TTL_S, ChatGone, Delivery
 from bots.core.views import (
     AlbumView,
     AnyView,
@@ -33,6 +37,15 @@ from bots.core.views import (
     Text,
     VideoView,
 )
+from bots.discord.uploads import (
+    UploadLimit,
+    UploadLimits,
+    exact,
+    fit_images,
+    request_room,
+    request_size,
+    shrink_video,
+)
 from pipeline.models import ChatRef
 
 log = logging.getLogger(__name__)
@@ -40,7 +53,6 @@ log = logging.getLogger(__name__)
 CONTENT_MAX = 2000
 LABEL_MAX = 80
 ROWS_MAX, ROW_MAX = 5, 5
-DEFAULT_LIMIT = 10 * 1024 * 1024
 BUTTON_PREFIX = "sl:"
 MODAL_PREFIX = "slm:"
 NO_MENTIONS = discord.AllowedMentions.none()
@@ -195,18 +207,29 @@ async def read_bytes(path: Path) -> bytes:
     return await asyncio.to_thread(Path(path).read_bytes)
 
 
+Composed = tuple[str, list[tuple[str, bytes]]]
+# Makes a message's text and files for the bytes it may take (``None``: no files allowed here).
+Compose = Callable[[int | None, UploadLimit], Awaitable[Composed]]
+
+
+def _plain(content: str) -> Compose:
+    async def compose(room: int | None, limit: UploadLimit) -> Composed:
+        return content, []
+
+    return compose
+
+
 # --------------------------------------------------------------------------- the renderer
 
 
 class DiscordRenderer:
     """Implements :class:`bots.core.delivery.Renderer` with a discord.py client."""
 
-    def __init__(self, client: discord.Client, delivery: Delivery,
-                 limit_for: Callable[[ChatRef], Awaitable[int]]) -> None:
+    def __init__(self, client: discord.Client, delivery: Delivery, limits: UploadLimits) -> None:
         self.client = client
         self.delivery = delivery
         self.redis: Any = delivery.redis
-        self.limit_for = limit_for
+        self.limits = limits
         self.prefix = delivery.prefix
 
     # ------------------------------------------------------------------ where a story lives
@@ -277,19 +300,27 @@ class DiscordRenderer:
 
     # ------------------------------------------------------------------ posting
 
-    async def _post(self, chat: ChatRef, story_id: str, name: str, content: str, *,
-                    rows: Keyboard | None = None, files: list[tuple[str, bytes]] | None = None,
-                    files_note: str = "", once: str = "") -> discord.Message:
+    async def _post(self, chat: ChatRef, story_id: str, name: str, content: str | Compose, *,
+                    rows: Keyboard | None = None, files_note: str = "",
+                    once: str = "") -> discord.Message:
+        """Post in the story's place. ``content`` is the text, or a :data:`Compose` that makes
+        the text and files fitting the upload limit: a 413 lowers the remembered limit and the
+        message is composed again for it, so what is posted always fits."""
+        compose = content if callable(content) else _plain(content)
         channel, note = await self._where(chat, story_id, name)
-        for attempt in range(3):
-            body = f"{note}\n\n{content}" if note else content
-            # A retry here changes the message (no files, another channel): another nonce.
+        attach = True
+        for attempt in range(8):
+            limit = await self.limits.get(chat)
+            room = limit.size - len(note.encode()) - 2 if attach else None
+            text, files = await compose(room, limit)
+            body = f"{note}\n\n{text}" if note else text
+            # A retry here changes the message (smaller files, another channel): another nonce.
             nonce = f"{once[:22]}-{attempt}" if once else None
             try:
                 return await self._send(channel, cut(body), rows, files, nonce)
             except discord.Forbidden as err:
                 if files and err.code == MISSING_PERMISSIONS:
-                    files = None
+                    attach = False
                     await self.redis.set(f"{self.prefix}noattach:{channel}", "1", ex=3600)
                     note = files_note or ("ℹ️ I can't attach files here (I need the Attach Files "
                                           "permission).")
@@ -304,6 +335,13 @@ class DiscordRenderer:
                     note = "ℹ️ This story's thread was deleted, so it continues here."
                     continue
                 raise ChatGone("not found") from err
+            except discord.HTTPException as err:
+                if not files or (err.status != 413 and err.code != TOO_LARGE):
+                    raise
+                sent = request_size(cut(body), files)
+                lower = await self.limits.refused(chat, sent)
+                log.info("an upload was refused as too large; trying smaller",
+                         extra={"chat": chat.key, "sent": sent, "limit": lower.size})
         raise ChatGone("could not post")
 
     async def _send(self, channel: int, content: str, rows: Keyboard | None,
@@ -324,11 +362,7 @@ class DiscordRenderer:
         name = getattr(view, "title", "") or "A story"
         match view:
             case AlbumView():
-                files = [(f"frame-{n}.png", await read_bytes(p))
-                         for n, p in enumerate(view.images, 1)]
-                msg = await self._post(chat, view.story_id, name, view_md(view), files=files,
-                                       files_note=NO_FRAMES, once=once)
-                return [ref_of(msg)]
+                return await self._album(chat, view, name, once)
             case SceneView():
                 album = await self.delivery.get(view.story_id,
                                                 f"album:{view.scene}:{view.generation}")
@@ -340,6 +374,46 @@ class DiscordRenderer:
                                once=once)
         return [ref_of(msg)]
 
+    async def _album(self, chat: ChatRef, view: AlbumView, name: str, once: str) -> list[str]:
+        """A scene's frames in one message, shrunk to fit; when even shrunk they do not fit
+        together, one message per frame (each message's reference is its frame's number)."""
+        frames = [(f"frame-{n}.png", await read_bytes(p)) for n, p in enumerate(view.images, 1)]
+        head = view_md(view)
+        limit = await self.limits.get(chat)
+        room = limit.size - request_room(head, len(frames)) - 1024
+        alone = limit.size - 2 - request_room(f"{head} · frame 10 of 10", 1)
+        if len(frames) == 1 or await fit_images(frames, room) is not None or \
+                await fit_images(frames[:1], alone) is None:  # together, or none fits anyway
+            parts = [(head, frames, once)]
+        else:
+            parts = [(f"{head} · frame {n} of {len(frames)}", [frame], once and f"{once[:19]}f{n}")
+                     for n, frame in enumerate(frames, 1)]
+        refs = []
+        for text, some, key in parts:
+            notes: list[str] = []
+            msg = await self._post(chat, view.story_id, name, self._frames(text, some, notes),
+                                   files_note=NO_FRAMES, once=key)
+            refs.append(ref_of(msg))
+            if notes and not msg.attachments:  # the scene's text replaces this one: keep it
+                await self.redis.set(f"{self.prefix}bare:{refs[-1]}", notes[-1], ex=TTL_S)
+        return refs
+
+    def _frames(self, head: str, frames: list[tuple[str, bytes]],
+                notes: list[str] | None = None) -> Compose:
+        async def compose(room: int | None, limit: UploadLimit) -> Composed:
+            if room is None:
+                return head, []
+            fitted = await fit_images(frames, room - request_room(head, len(frames)))
+            if fitted is None:
+                note = f"ℹ️ Even shrunk, the frames don't fit {limit.name()}, so they are " \
+                       "not attached."
+                if notes is not None:
+                    notes.append(note)
+                return f"{note}\n\n{head}", []
+            return head, fitted
+
+        return compose
+
     async def edit(self, chat: ChatRef, view: AnyView, refs: list[str]) -> bool:
         if isinstance(view, AlbumView):
             return True  # an album's slot names its generation: its frames never change
@@ -350,6 +424,11 @@ class DiscordRenderer:
         if isinstance(view, SceneView) and await self.redis.exists(
                 f"{self.prefix}noattach:{channel}"):
             kw["content"] = cut(f"{NO_FRAMES}\n\n{kw['content']}")
+        elif isinstance(view, SceneView):
+            bare = await self.redis.get(f"{self.prefix}bare:{refs[0]}")
+            if bare is not None:
+                note = bare.decode() if isinstance(bare, bytes) else str(bare)
+                kw["content"] = cut(f"{note}\n\n{kw['content']}")
         try:
             await self.client.get_partial_messageable(channel).get_partial_message(
                 message).edit(**kw)
@@ -371,30 +450,50 @@ class DiscordRenderer:
                 continue  # deleted, or the thread is gone
 
     async def _video(self, chat: ChatRef, view: VideoView, once: str = "") -> list[str]:
-        limit = await self.limit_for(chat)
+        """The video with its storyboard when both fit one request; else the video alone and
+        the storyboard after it; else the video re-encoded to fit; else a link. Whatever is not
+        attached as it is says which limit refused it."""
         size = view.size or (await asyncio.to_thread(Path(view.video).stat)).st_size
-        sheet = await read_bytes(view.sheet)
-        msg: discord.Message | None = None
-        if size <= limit:
-            data = await read_bytes(view.video)
-            try:
-                msg = await self._post(chat, view.story_id, view.title, video_md(view),
-                                       rows=view.buttons,
-                                       files=[("story.mp4", data), ("storyboard.png", sheet)],
-                                       files_note=self._link_note(view, "I can't attach files "
-                                                                  "here"),
-                                       once=once and f"{once[:19]}v")
-            except discord.HTTPException as err:
-                if err.status != 413 and err.code != TOO_LARGE:
-                    raise
-                msg = None  # the server's limit went down since the story started
-        if msg is None:
-            note = self._link_note(view, f"The video is {size / 2**20:.1f} MiB, over this "
-                                   f"server's {limit / 2**20:.0f} MiB upload limit")
-            msg = await self._post(chat, view.story_id, view.title, video_md(view, note),
-                                   rows=view.buttons, files=[("storyboard.png", sheet)],
-                                   files_note=note, once=once and f"{once[:19]}l")
+        sheet = [("storyboard.png", await read_bytes(view.sheet))]
+        head = video_md(view)
+        video: list[tuple[str, bytes]] = []  # read once, when it is to be sent
+        shrunk: dict[int, bytes | None] = {}  # re-encoded copies by the room they were made for
+
+        async def compose(room: int | None, limit: UploadLimit) -> Composed:
+            if room is None:
+                return video_md(view, self._link_note(view, "I can't attach files here")), []
+            if size + request_room(head, 2) <= room:
+                if not video:
+                    video.append(("story.mp4", await read_bytes(view.video)))
+                if request_size(head, video + sheet) <= room:
+                    return head, video + sheet
+                return head, video  # the storyboard follows in its own message
+            why = limit.over("The video", size)
+
+            def smaller(n: int) -> str:
+                more = f" The full video: {view.url}" if view.url else ""
+                return video_md(view, f"ℹ️ {why}, so here it is re-encoded to {exact(n)}.{more}")
+
+            target = room - request_room(smaller(size), 1)
+            if target not in shrunk:
+                shrunk[target] = await shrink_video(view.video, view.duration_s, target)
+            small = shrunk[target]
+            if small is not None:
+                return smaller(len(small)), [("story.mp4", small)]
+            text = video_md(view, self._link_note(view, why))
+            fitted = await fit_images(sheet, room - request_room(text, 1))
+            return text, fitted or []
+
+        msg = await self._post(chat, view.story_id, view.title, compose, rows=view.buttons,
+                               files_note=self._link_note(view, "I can't attach files here"),
+                               once=once and f"{once[:19]}v")
         refs = [ref_of(msg)]
+        names = {a.filename for a in msg.attachments}
+        if "story.mp4" in names and not names & {"storyboard.png", "storyboard.jpg"}:
+            title = f"🗂 The storyboard of **{esc(shorten(view.title, 200))}**"
+            board = await self._post(chat, view.story_id, view.title,
+                                     self._frames(title, sheet), once=once and f"{once[:19]}s")
+            refs.append(ref_of(board))
         if msg.channel.id != int(chat.chat_id) and not chat.thread_id:
             try:  # announce it in the channel the story came from
                 parent = await self._send(int(chat.chat_id), cut(

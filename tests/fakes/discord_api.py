@@ -6,9 +6,12 @@ and then whatever the test injects: slash commands, button presses, modal submit
 call is recorded, and the server keeps each channel's messages (with their edits) so a test can
 assert what a person would see. Discord's limits are enforced as Discord answers them: content of
 at most 2000 characters, at most 5 action rows of 5 buttons, custom_id of at most 100
-characters, attachments within the server's upload limit (10 MiB unless boosted), an interaction
-callback at most 3 seconds after the interaction (and only once), per-channel rate limits with
-``X-RateLimit-*`` headers and 429s carrying ``retry_after``.
+characters, at most 10 attachments, the server's upload limit (10 MiB unless boosted, or a limit
+the test sets) applied to the whole request (every file plus ``payload_json``: 413, code 40005),
+an interaction callback at most 3 seconds after the interaction (and only once), followups with
+the interaction's token for 15 minutes, and per-route rate limits: each channel's messages are one
+bucket (its major parameter), every answer carries ``X-RateLimit-*`` headers with the route's
+bucket hash, and a 429 carries ``retry_after``, ``global`` and ``X-RateLimit-Scope``.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ BOT_ID = APP_ID
 OWNER_ID = 900_000_000_000_000_002
 MiB = 1024 * 1024
 TIER_LIMITS = {0: 10 * MiB, 1: 10 * MiB, 2: 50 * MiB, 3: 100 * MiB}
+MESSAGES_BUCKET = "2d3c5a3bd6e2c4d8b0b1e1ab1e9c3f70"  # one hash for the route; channels split it
+TOKEN_TTL_S = 15 * 60  # an interaction token works for followups this long
 ALL_PERMISSIONS = (1 << 50) - 1
 MEMBER_PERMISSIONS = 0x0000_0000_0000_0400 | 0x0000_0000_0000_0800 | 0x40 | 0x8000 | 0x10000 \
     | 0x0000_0008_0000_0000 | 0x0000_0040_0000_0000  # view, send, add reactions, attach, history..
@@ -51,9 +56,11 @@ def iso(ts: float | None = None) -> str:
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: int, message: str, **extra: Any) -> None:
+    def __init__(self, status: int, code: int, message: str, *,
+                 headers: dict[str, str] | None = None, **extra: Any) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.extra = status, code, message, extra
+        self.headers = headers or {}
 
 
 def user(uid: int, name: str, *, bot: bool = False) -> dict[str, Any]:
@@ -99,6 +106,16 @@ class Msg:
 
 
 @dataclass
+class Upload:
+    """One multipart request: its whole size (files plus form fields) and the limit then."""
+
+    path: str
+    size: int
+    limit: int
+    files: int
+
+
+@dataclass
 class Interaction:
     id: int
     token: str
@@ -129,7 +146,11 @@ class FakeDiscord(FakeService):
         self.errors: list[tuple[str, int, str]] = []  # (path, code, message) of every 4xx
         self.nonces: dict[str, int] = {}  # nonce -> message id, for enforce_nonce
         self.nonce_repeats = 0  # posts answered with an earlier message of the same nonce
-        self.floods: list[str] = []
+        self.floods: list[str] = []  # the channel of every 429
+        self.uploads: list[Upload] = []  # every request with files, refused or not
+        self.too_large = 0  # 413s
+        self.upload_limits: dict[int, int] = {}  # guild -> a limit set by the test
+        self.flooded: dict[int, float] = {}  # channel -> when its long rate limit ends
         self.modals: list[dict[str, Any]] = []  # modal callbacks (type 9), newest last
         self.channel_limit = channel_limit
         self.deadline_s = deadline_s
@@ -323,8 +344,7 @@ class FakeDiscord(FakeService):
             "locale": "en-US", "app_permissions": str(MEMBER_PERMISSIONS), "entitlements": [],
             "authorizing_integration_owners": {"0": gid} if gid else {"1": person["id"]},
             "context": 0 if gid else 1,
-            "attachment_size_limit": TIER_LIMITS[self.guilds[int(gid)]["premium_tier"]]
-            if gid else 10 * MiB,
+            "attachment_size_limit": self._upload_limit(channel),
             **self._where(channel, person),
         }
         if gid:
@@ -407,6 +427,12 @@ class FakeDiscord(FakeService):
         thread["thread_metadata"]["archived"] = True
         await self.dispatch("THREAD_UPDATE", thread)
 
+    async def set_tier(self, guild: dict[str, Any], tier: int) -> None:
+        """The server gains or loses boosts: Discord tells the bot with GUILD_UPDATE."""
+        guild["premium_tier"] = tier
+        await self.dispatch("GUILD_UPDATE", {k: v for k, v in guild.items()
+                                             if not k.startswith("_")})
+
     async def _unarchive(self, ch: dict[str, Any]) -> None:
         meta = ch.get("thread_metadata")
         if meta and meta["archived"]:
@@ -473,12 +499,13 @@ class FakeDiscord(FakeService):
         if not webhook and request.headers.get("Authorization") != f"Bot {TOKEN}":
             return reply({"message": "401: Unauthorized", "code": 0}, status=401)
         try:
+            self._check_upload(path, parts, rec)
             status, result, headers = await self._route(request.method, parts, body, files,
                                                         dict(request.query))
         except ApiError as err:
             self.errors.append((path, err.code, err.message))
             out: dict[str, Any] = {"message": err.message, "code": err.code, **err.extra}
-            headers = {"Via": "1.1 google"} if err.status == 429 else {}
+            headers = err.headers if err.status == 429 else {}
             return reply(out, status=err.status, headers=headers)
         if status == 204:
             return web.Response(status=204, headers=headers)
@@ -614,22 +641,37 @@ class FakeDiscord(FakeService):
             denied = denied | self.denied.get(int(ch["parent_id"]), set())
         return perm not in denied
 
+    def flood(self, channel: dict[str, Any], seconds: float) -> None:
+        """Put a channel's message bucket in a long rate limit (as after a burst of posts)."""
+        self.flooded[int(channel["id"])] = time.monotonic() + seconds
+
     def _limit(self, cid: int) -> dict[str, str]:
+        """The channel's message bucket: ``n`` per ``period``, and any long limit it is in."""
         n, period = self.channel_limit
         now = time.monotonic()
         hits = [t for t in self._buckets.get(cid, []) if now - t < period]
-        if len(hits) >= n:
+        wait = 0.0
+        if self.flooded.get(cid, 0.0) > now:
+            wait = self.flooded[cid] - now
+        elif len(hits) >= n:
+            wait = period - (now - hits[0]) + 0.01
+        if wait > 0:
             self.floods.append(str(cid))
-            wait = round(period - (now - hits[0]), 3) + 0.01
+            wait = round(wait, 3)
+            headers = {"Via": "1.1 google", "Retry-After": str(max(1, round(wait))),
+                       "X-RateLimit-Limit": str(n), "X-RateLimit-Remaining": "0",
+                       "X-RateLimit-Reset-After": str(wait),
+                       "X-RateLimit-Reset": str(time.time() + wait),
+                       "X-RateLimit-Bucket": MESSAGES_BUCKET, "X-RateLimit-Scope": "user"}
             raise ApiError(429, 0, "You are being rate limited.", retry_after=wait,
-                           **{"global": False})
+                           headers=headers, **{"global": False})
         hits.append(now)
         self._buckets[cid] = hits
         reset = round(period - (now - hits[0]), 3)
         return {"X-RateLimit-Limit": str(n), "X-RateLimit-Remaining": str(n - len(hits)),
                 "X-RateLimit-Reset-After": str(max(reset, 0.001)),
                 "X-RateLimit-Reset": str(time.time() + max(reset, 0.001)),
-                "X-RateLimit-Bucket": f"channel-messages-{cid}"}
+                "X-RateLimit-Bucket": MESSAGES_BUCKET}
 
     def _check_content(self, body: dict[str, Any]) -> None:
         content = body.get("content")
@@ -657,9 +699,33 @@ class FakeDiscord(FakeService):
                     raise ApiError(400, 50035, "Invalid Form Body: label: Must be 80 or fewer "
                                    "in length.")
 
-    def _upload_limit(self, ch: dict[str, Any]) -> int:
-        gid = ch.get("guild_id")
-        return TIER_LIMITS[self.guilds[int(gid)]["premium_tier"]] if gid else 10 * MiB
+    def _upload_limit(self, ch: dict[str, Any] | None) -> int:
+        gid = ch.get("guild_id") if ch is not None else None
+        if not gid:
+            return 10 * MiB
+        if int(gid) in self.upload_limits:
+            return self.upload_limits[int(gid)]
+        return TIER_LIMITS[self.guilds[int(gid)]["premium_tier"]]
+
+    def _upload_target(self, parts: list[str]) -> dict[str, Any] | None:
+        """The channel a request with files posts into (for its upload limit)."""
+        if parts[0] == "channels" and len(parts) > 1 and parts[1].isdigit():
+            return self.channels.get(int(parts[1]))
+        token = parts[2] if len(parts) > 2 else ""
+        it = next((i for i in self.interactions.values() if i.token == token), None)
+        return self.channels.get(it.channel_id) if it is not None else None
+
+    def _check_upload(self, path: str, parts: list[str], rec: Any) -> None:
+        """Discord's limit is on the whole request: all its files and its JSON payload."""
+        if not rec.files:
+            return
+        size = sum(len(data) for _f, _n, data in rec.files) + sum(
+            len(v.encode()) for v in rec.form.values())
+        limit = self._upload_limit(self._upload_target(parts))
+        self.uploads.append(Upload(path, size, limit, len(rec.files)))
+        if size > limit:
+            self.too_large += 1
+            raise ApiError(413, 40005, "Request entity too large")
 
     def _attachments(self, ch: dict[str, Any] | None, body: dict[str, Any],
                      files: list[tuple[str, bytes]]) -> list[dict[str, Any]]:
@@ -669,11 +735,8 @@ class FakeDiscord(FakeService):
             raise ApiError(403, 50013, "Missing Permissions")
         if len(files) > 10:
             raise ApiError(400, 50035, "Invalid Form Body: at most 10 attachments")
-        limit = self._upload_limit(ch) if ch is not None else 10 * MiB
         out = []
         for name, data in files:
-            if len(data) > limit:
-                raise ApiError(413, 40005, "Request entity too large")
             aid = self.snowflake()
             out.append({"id": str(aid), "filename": name, "size": len(data),
                         "url": f"{self.url}/cdn/{aid}/{name}",
@@ -746,6 +809,9 @@ class FakeDiscord(FakeService):
         it = next((i for i in self.interactions.values() if i.token == token), None)
         if it is None:
             raise ApiError(404, 10015, "Unknown Webhook")
+        if time.monotonic() - it.created > TOKEN_TTL_S:
+            it.refused.append("token expired")
+            raise ApiError(401, 50027, "Invalid Webhook Token")
         return it
 
     def _callback(self, iid: int, token: str, body: dict[str, Any],
