@@ -1,0 +1,157 @@
+"""The chaos suite: real ``storyloom worker`` processes killed, restarted, doubled, and their Valkey
+restarted, against a fal.ai fake that takes real time and bills; then what people would see.
+
+Run it alone with ``pytest tests/chaos -s`` (``-s`` shows the report each scenario prints);
+``CHAOS_SEED=N`` replays a run's kill points and latencies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from pipeline.models import Status
+from tests.chaos.harness import Cluster, Outcome, record
+
+KILLS = 20
+STORIES = 5
+
+
+def _check(out: Outcome) -> None:
+    assert not out.problems, "\n".join(out.problems)
+
+
+async def _finish(cluster: Cluster, seed: int, results: Path | None, limit_s: float,
+                  may_fail: frozenset[str] = frozenset()) -> Outcome:
+    """Let the stories end, retry what failed or hangs (``storyloom retry``), then judge."""
+    await cluster.settle(limit_s)
+    await cluster.recover()
+    await cluster.settle(60)
+    out = await cluster.verdict(seed, may_fail=may_fail)
+    await cluster.stop_workers()
+    record(out, cluster, results)
+    return out
+
+
+@pytest.mark.timeout(330)
+async def test_worker_killed_at_twenty_seeded_points(
+    cluster: Cluster, seed: int, results: Path | None
+) -> None:
+    """Five stories on one worker, SIGKILLed at 20 seeded moments (each after the restarted
+    worker got going again), restarted each time."""
+    await cluster.start_stories(STORIES)
+    worker = cluster.start_worker()
+    since = time.monotonic()
+    for _ in range(KILLS):
+        if await cluster.wait_progress(since, 45) is None:
+            break  # every story ended (or none moves): the rest is judged below
+        await asyncio.sleep(cluster.rng.uniform(0.2, 2.5))
+        if not cluster.unfinished():
+            break
+        cluster.kill(worker)
+        worker = cluster.start_worker()
+        since = time.monotonic()
+    cluster.note(f"{len(cluster.kills)} kills done")
+    out = await _finish(cluster, seed, results, 150)
+    assert len(cluster.kills) == KILLS, f"only {len(cluster.kills)} kill points were reached"
+    _check(out)
+
+
+@pytest.mark.timeout(240)
+async def test_same_step_killed_five_times_in_a_row(
+    cluster: Cluster, seed: int, results: Path | None
+) -> None:
+    """One story's animate step killed five times running: each time the restarted worker
+    picks the job up again (its first request to fal), it dies."""
+    [sid] = await cluster.start_stories(1)
+    worker = cluster.start_worker()
+    deadline = time.monotonic() + 90
+    while cluster.status.get(sid) != Status.animating:
+        assert time.monotonic() < deadline, f"story never reached animating: {cluster.notes}"
+        await asyncio.sleep(0.02)
+    for n in range(1, 6):
+        seen = len(cluster.fal.requests)
+        if n == 1:
+            await asyncio.sleep(cluster.rng.uniform(0.1, 0.4))
+        else:
+            limit = time.monotonic() + 25
+            while time.monotonic() < limit:  # until the job runs again: its first fal request
+                if len(cluster.fal.requests) > seen:
+                    break
+                await asyncio.sleep(0.01)
+            if len(cluster.fal.requests) == seen:
+                cluster.note(f"the animate job did not run again after kill {n - 1}")
+                break
+            await asyncio.sleep(cluster.rng.uniform(0.0, 0.1))
+        if cluster.status.get(sid) != Status.animating:
+            cluster.note(f"animate finished before kill {n}")
+            break
+        cluster.kill(worker)
+        worker = cluster.start_worker()
+    out = await _finish(cluster, seed, results, 120)
+    _check(out)
+
+
+@pytest.mark.timeout(240)
+async def test_valkey_restart_mid_story(cluster: Cluster, seed: int, results: Path | None) -> None:
+    """Valkey stops (SIGTERM, AOF flushed) and comes back on its port in the middle of two
+    stories, at a seeded step."""
+    await cluster.start_stories(2)
+    cluster.start_worker()
+    at = cluster.rng.choice([Status.storyboarding, Status.animating, Status.voicing])
+    deadline = time.monotonic() + 90
+    while at not in cluster.status.values():
+        assert time.monotonic() < deadline, f"no story reached {at}"
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(cluster.rng.uniform(0.0, 0.5))
+    await cluster.restart_valkey(cluster.rng.uniform(1.0, 3.0))
+    out = await _finish(cluster, seed, results, 150)
+    _check(out)
+
+
+@pytest.mark.timeout(240)
+async def test_two_workers_on_the_same_stories(
+    cluster: Cluster, seed: int, results: Path | None
+) -> None:
+    """Two workers take jobs of the same three stories, and one of them is killed mid-way."""
+    await cluster.start_stories(3)
+    first = cluster.start_worker()
+    cluster.start_worker()
+    await asyncio.sleep(cluster.rng.uniform(4.0, 10.0))
+    if cluster.unfinished():
+        cluster.kill(first)
+    out = await _finish(cluster, seed, results, 150)
+    _check(out)
+
+
+@pytest.mark.timeout(240)
+async def test_failing_scene_in_the_middle_of_a_fan_out(
+    cluster: Cluster, seed: int, results: Path | None
+) -> None:
+    """fal refuses one scene's clip while the other clips run: the story fails with a reason,
+    nothing paid goes unrecorded, and ``storyloom retry`` finishes it once the scene can pass."""
+    assert cluster.rt is not None
+    [sid] = await cluster.start_stories(1)
+    story = await cluster.rt.store.get(sid)
+    cluster.start_worker()
+    deadline = time.monotonic() + 90
+    while cluster.status.get(sid) not in (Status.storyboarding, Status.animating):
+        assert time.monotonic() < deadline, "story never reached the storyboard"
+        await asyncio.sleep(0.02)
+    story = await cluster.rt.store.get(sid)
+    victim = story.scenes[len(story.scenes) // 2].shot.strip()
+    cluster.fal.reject = lambda kind, inputs: kind == "video" and victim in str(
+        inputs.get("prompt", ""))
+    cluster.fal.reject_latency = 0.3  # the app refuses at once; the other clips still run
+    cluster.note(f"fal will refuse the clip of scene {len(story.scenes) // 2 + 1}")
+    await cluster.settle(90)
+    failed = await cluster.rt.store.get(sid)
+    assert failed.status == Status.failed, f"story is {failed.status}, not failed"
+    assert failed.error, "the story failed without a reason"
+    cluster.note(f"story failed: {failed.error!r}")
+    cluster.fal.reject = None  # the person edits the scene, or the service relents
+    out = await _finish(cluster, seed, results, 30, may_fail=frozenset({sid}))
+    _check(out)
