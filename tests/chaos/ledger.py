@@ -191,8 +191,8 @@ class BilledFal(FakeFal):
             return web.json_response({"detail": "Request not found"}, status=404)
         job.polls += 1
         state = job.state(asyncio.get_running_loop().time())
-        if state == "CANCELLED":
-            return web.json_response({"detail": "Request was cancelled"}, status=400)
+        if state == "CANCELLED":  # removed from the queue: fal no longer knows it
+            return web.json_response({"detail": "Request not found"}, status=404)
         app = "/".join(job.model.split("/")[:2])
         return web.json_response(load(f"fal_status_{state.lower()}.json", id=job.id,
                                       base=self.url, app=app))
