@@ -22,11 +22,16 @@ from tests.chaos.ledger import BilledFal
 DEFAULT_SEED = 20261129
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "chaos: the chaos suite (tests/chaos; -m 'not chaos')")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     here = Path(__file__).parent
     for item in items:
         if here in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.slow)
+            item.add_marker(pytest.mark.chaos)
 
 
 @pytest.fixture(scope="session")

@@ -407,17 +407,18 @@ class Cluster:
                 videos: dict[str, int]) -> list[str]:
         bill = self.fal.bill
         rec = [k.recovered_s for k in self.kills if k.recovered_s is not None]
+        idle = sum(1 for k in self.kills if not k.running)
         lines = [
             f"== chaos scenario {self.name!r} (CHAOS_SEED={self.suite_seed}, scenario seed "
             f"{out.seed}) ==",
             f"stories: {len(out.stories)}; " + ", ".join(
                 f"{s.id}={s.status.value}/{videos.get(s.id, 0)} video" for s in out.stories),
-            f"kills: {len(self.kills)}; recovered: {len(rec)}"
+            f"kills: {len(self.kills)} ({idle} with no story running); recovered: {len(rec)}"
             + (f"; time to recovery min/median/max {min(rec):.1f}/"
                f"{sorted(rec)[len(rec) // 2]:.1f}/{max(rec):.1f}s" if rec else ""),
             "recovery times: " + (", ".join(
-                f"{k.recovered_s:.1f}s" if k.recovered_s is not None else "never"
-                for k in self.kills) or "-"),
+                f"{k.recovered_s:.1f}s" if k.recovered_s is not None else
+                "never" if k.running else "n/a" for k in self.kills) or "-"),
             f"hung stories: {len(self.stuck)}"
             + "".join(f"; {s} {t:.0f}s" for s, t in self.stuck.items()),
             "retries: " + (", ".join(f"{s} -> {r}" for s, r in self.retried.items()) or "-"),

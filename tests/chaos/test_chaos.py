@@ -132,11 +132,11 @@ async def test_failing_scene_in_the_middle_of_a_fan_out(
     cluster: Cluster, seed: int, results: Path | None
 ) -> None:
     """fal refuses one scene's clip while the other clips run: the story fails with a reason,
-    nothing paid goes unrecorded, and ``storyloom retry`` finishes it once the scene can pass."""
+    the worker is killed right then, nothing paid goes unrecorded, and ``storyloom retry``
+    finishes the story once the scene can pass, without paying twice for the other clips."""
     assert cluster.rt is not None
     [sid] = await cluster.start_stories(1)
-    story = await cluster.rt.store.get(sid)
-    cluster.start_worker()
+    worker = cluster.start_worker()
     deadline = time.monotonic() + 90
     while cluster.status.get(sid) not in (Status.storyboarding, Status.animating):
         assert time.monotonic() < deadline, "story never reached the storyboard"
@@ -147,7 +147,14 @@ async def test_failing_scene_in_the_middle_of_a_fan_out(
         inputs.get("prompt", ""))
     cluster.fal.reject_latency = 0.3  # the app refuses at once; the other clips still run
     cluster.note(f"fal will refuse the clip of scene {len(story.scenes) // 2 + 1}")
-    await cluster.settle(90)
+    deadline = time.monotonic() + 90
+    while cluster.status.get(sid) in (Status.storyboarding, Status.animating):
+        assert time.monotonic() < deadline, "the story neither failed nor moved on"
+        await asyncio.sleep(0.01)
+    # the worker dies the moment the story has failed: whatever it left running dies with it
+    cluster.kill(worker)
+    cluster.start_worker()
+    await cluster.settle(60)
     failed = await cluster.rt.store.get(sid)
     assert failed.status == Status.failed, f"story is {failed.status}, not failed"
     assert failed.error, "the story failed without a reason"
