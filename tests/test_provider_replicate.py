@@ -38,17 +38,20 @@ def make(cls: type, rep: FakeReplicate, model: str, **kw: object):  # type: igno
     return provider
 
 
-async def test_prefer_wait_answers_in_one_call(rep: FakeReplicate) -> None:
+async def test_created_without_waiting_then_read_once(rep: FakeReplicate) -> None:
+    """No ``Prefer: wait``: the prediction id comes back at once, to be recorded before any
+    waiting; a prediction that finished quickly is read with one GET."""
     gen = make(ReplicateImageGenerator, rep, "black-forest-labs/flux-schnell")
     result = await gen.generate(ImageRequest(prompt="a whale", width=1024, height=576, seed=9,
                                              count=2))
     sent = rep.calls("POST", "/v1/models/black-forest-labs/flux-schnell/predictions")[0]
-    assert sent.headers["Prefer"].startswith("wait=")
+    assert "Prefer" not in sent.headers
     assert sent.headers["Authorization"] == f"Bearer {GOOD_KEY}"
     assert sent.json["input"]["seed"] == 9 and sent.json["input"]["num_outputs"] == 2
     assert sent.json["input"]["aspect_ratio"] == "16:9"
-    assert not rep.calls("GET", "/v1/predictions/")  # no polling needed
+    assert len(rep.calls("GET", "/v1/predictions/")) == 1
     assert len(result.images) == 2 and result.usage.usd == pytest.approx(2 * 0.003)
+    assert rep.billed_usd == pytest.approx(result.usage.usd)
 
 
 async def test_falls_back_to_polling_when_the_wait_ends(rep: FakeReplicate) -> None:
