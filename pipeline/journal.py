@@ -54,3 +54,6 @@ class JobJournal:
     @property
     def stopping(self) -> bool:
         return self.stop is not None and self.stop.is_set()
+
+    async def until_stopping(self) -> None:
+        await (self.stop or asyncio.Event()).wait()

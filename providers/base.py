@@ -93,6 +93,10 @@ class JobLog(Protocol):
     @property
     def stopping(self) -> bool: ...
 
+    async def until_stopping(self) -> None:
+        """Return once ``stopping`` is true (a provider waits on it between status checks)."""
+        ...
+
 
 _job_log: ContextVar[JobLog | None] = ContextVar("storyloom_job_log", default=None)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import email.utils
 import hashlib
 import json
@@ -786,8 +787,17 @@ async def poll_job(
             if cancel is not None:
                 await _cancel(service, cancel, state)
             raise JobTimedOut(service.name, f"{what} still running after {deadline_s:g}s")
-        await asyncio.sleep(min(wait, remaining))
+        await _nap(journal, min(wait, remaining))
         wait = min(wait * 1.5, 10.0)
+
+
+async def _nap(journal: JobLog | None, seconds: float) -> None:
+    """Sleep between status checks, waking early when the caller gives up on the job."""
+    if journal is None or journal.stopping:
+        await asyncio.sleep(seconds)
+        return
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(journal.until_stopping(), seconds)
 
 
 async def _cancel(service: Service, cancel: Cancel, state: Any) -> bool:

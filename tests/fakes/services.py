@@ -127,6 +127,7 @@ class _Billing:
     def __init__(self) -> None:
         self.account_limit: int | None = None  # jobs running at once before a 429
         self.job_s = 0.0  # >0: a job takes this long (by the clock), not a number of polls
+        self.queue_s: float | None = None  # of which it waits in the queue (default a tenth)
         self.running: set[str] = set()
         self.peak_running = 0
         self.rejected_429 = 0
@@ -177,7 +178,8 @@ class FakeFal(_Billing, _Keyed):
     def __init__(self, key: str = GOOD_KEY) -> None:
         self.jobs: dict[str, dict[str, Any]] = {}
         self.statuses = ["IN_QUEUE", "IN_PROGRESS", "COMPLETED"]
-        self.refuse_words: set[str] = set()
+        self.refuse_words: set[str] = set()  # refused when the result is fetched
+        self.reject_words: set[str] = set()  # refused at submission (422)
         self.flag_nsfw = False
         self.never_complete = False
         self.files: dict[str, tuple[bytes, str]] = {}
@@ -205,6 +207,9 @@ class FakeFal(_Billing, _Keyed):
         model = request.match_info["model"]
         app = "/".join(model.split("/")[:2])
         job_id = str(uuid.uuid4())
+        prompt = str((request[RECORDED].json or {}).get("prompt", "")).lower()
+        if any(w in prompt for w in self.reject_words):
+            return web.json_response(load("fal_error_422_content_policy.json"), status=422)
         if (busy := self.admit(job_id)) is not None:
             return busy
         self.jobs[job_id] = {"model": model, "input": request[RECORDED].json,
@@ -224,12 +229,16 @@ class FakeFal(_Billing, _Keyed):
             state = "IN_PROGRESS"
         elif self.job_s > 0:
             age = asyncio.get_running_loop().time() - job["at"]
+            queued = self.job_s / 10 if self.queue_s is None else self.queue_s
             state = ("COMPLETED" if age >= self.job_s else
-                     "IN_QUEUE" if age < self.job_s / 10 else "IN_PROGRESS")
+                     "IN_QUEUE" if age < queued else "IN_PROGRESS")
         else:
             state = job["statuses"].pop(0) if len(job["statuses"]) > 1 else job["statuses"][0]
         job["state"] = state
-        if state == "COMPLETED":
+        prompt = str(job["input"].get("prompt", "")).lower()
+        if state == "COMPLETED" and any(w in prompt for w in self.refuse_words):
+            self.running.discard(job_id)  # refused outputs are not billed
+        elif state == "COMPLETED":
             self.charge(job_id, job["model"], job["input"], self._kind(job))
         return str(state)
 
@@ -296,6 +305,8 @@ class FakeReplicate(_Billing, _Keyed):
         self.sync = True  # finish as soon as it is created
         self.outcome = "succeeded"  # or "nsfw", "failed"
         self.polls_before_done = 2
+        self.lose_answers = 0  # creations whose answer is held back for lose_for_s
+        self.lose_for_s = 2.0
         self.predictions: dict[str, dict[str, Any]] = {}
         self.files: dict[str, tuple[bytes, str]] = {}
         _Billing.__init__(self)
@@ -361,6 +372,9 @@ class FakeReplicate(_Billing, _Keyed):
                                  "at": asyncio.get_running_loop().time()}
         if self.sync:
             self._finish(pid, pred, kind, n)
+        if self.lose_answers > 0:  # created, but the answer never arrives in time
+            self.lose_answers -= 1
+            await asyncio.sleep(self.lose_for_s)
         return web.json_response(pred, status=201)
 
     async def list(self, request: web.Request) -> web.Response:
