@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import tempfile
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-from pipeline.budget import check_budget
+from pipeline.budget import check_budget, clip_length
 from pipeline.errors import CorruptStory, StoryloomError, StoryNotFound
 from pipeline.events import EventKind, StoryEvent
 from pipeline.journal import JobJournal
@@ -493,7 +494,7 @@ async def step_animate(rt: Runtime, story_id: str, kw: dict[str, Any]) -> None:
             image=await _media(rt, frame.media),
             prompt=scene.shot,
             motion=motion_for_take(scene.motion, scene.take),
-            duration_s=min(30.0, scene.duration_s + 1.0),
+            duration_s=clip_length(scene),
             width=width,
             height=height,
             fps=rt.settings.fps,
@@ -659,13 +660,28 @@ STEP_STATUS = {
 }
 
 
+_STRUCTURED = re.compile(r"\{[^{}]*\}|\[[^\[\]]*\]")
+
+
+def plain_words(text: str, limit: int = 400) -> str:
+    """``text`` without the JSON a service may have put in it (objects and lists become
+    "(details in the log)"), on one line, at most ``limit`` characters."""
+    previous = None
+    while previous != text:
+        previous, text = text, _STRUCTURED.sub("\x00", text)
+    text = re.sub(r"\x00(\s*\x00)*", "(details in the log)", text)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
 def explain(err: BaseException) -> str:
-    """What went wrong, in words for the person who asked; never a key or a traceback."""
+    """What went wrong, in words for the person who asked; never a key, a traceback or a
+    service's raw answer."""
     message = getattr(err, "user_message", None)
     if isinstance(message, str):
         return message
     if isinstance(err, StoryloomError | ProviderError):
-        return str(err)
+        return plain_words(str(err))
     return f"an internal error ({type(err).__name__}) stopped this step"
 
 

@@ -72,6 +72,18 @@ def _error_text(data: Any) -> str:
     return f"{data.get('exception_type', 'error')} in {node}: {data.get('exception_message', '')}"
 
 
+def _node_errors(errors: Any) -> str:
+    """ComfyUI's ``node_errors`` (node id -> class and errors) as words."""
+    parts = []
+    for node in errors.values() if isinstance(errors, dict) else []:
+        if not isinstance(node, dict):
+            continue
+        for e in node.get("errors") or []:
+            if isinstance(e, dict):
+                parts.append(f"{node.get('class_type', 'a node')}: {e.get('message', 'error')}")
+    return "; ".join(parts)[:300] or "the workflow has errors"
+
+
 class ComfyUIImageGenerator:
     name: str = NAME
 
@@ -161,7 +173,8 @@ class ComfyUIImageGenerator:
                 )
                 prompt_id = str(field_of(NAME, queued, "prompt_id"))
                 if queued.get("node_errors"):
-                    raise ProviderBadRequest(NAME, f"workflow rejected: {queued['node_errors']}")
+                    raise ProviderBadRequest(NAME, "workflow rejected: "
+                                             + _node_errors(queued["node_errors"]))
                 return JobRef(service=NAME, id=prompt_id, urls={"client": client_id})
 
             async def follow(job: JobRef) -> list[dict[str, Any]]:

@@ -43,6 +43,7 @@ from providers.http import (
     probe,
     run_job,
 )
+from providers.pricing import clip_seconds
 
 NAME = "fal"
 DONE = {"COMPLETED"}
@@ -185,14 +186,12 @@ class FalAnimator(_FalBase):
             "prompt": motion_prompt(request),
             "image_url": data_uri(request.image),
         }
+        seconds = clip_seconds(self.model, request.duration_s)
         if "kling" in m:
-            seconds = 10.0 if request.duration_s > 7.5 else 5.0
             args |= {"duration": str(int(seconds)), "aspect_ratio": aspect}
         elif "wan" in m:
-            seconds = 5.0
             args |= {"seed": request.seed, "aspect_ratio": aspect}
         else:
-            seconds = request.duration_s
             args |= {"duration": request.duration_s, "seed": request.seed, "aspect_ratio": aspect}
         return args, seconds
 

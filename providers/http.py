@@ -132,8 +132,10 @@ def error_message(response: httpx.Response, payload: Any = None) -> str:
             msg = detail
         if msg is None:
             msg = payload.get("message") or payload.get("title")
-    if msg is None:
-        msg = response.text[:200] or response.reason_phrase
+    if msg is None:  # never a raw answer: JSON the code above cannot read says nothing to a user
+        text = response.text.strip()
+        raw = text.startswith(("{", "[")) or text.lower().startswith(("<!doctype", "<html"))
+        msg = (None if raw else text[:200]) or response.reason_phrase or "no details"
     return str(msg)[:300]
 
 

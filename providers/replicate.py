@@ -43,6 +43,7 @@ from providers.http import (
     probe,
     run_job,
 )
+from providers.pricing import clip_seconds
 
 NAME = "replicate"
 TERMINAL = {"succeeded", "failed", "canceled", "aborted"}
@@ -198,8 +199,7 @@ class ReplicateAnimator(_ReplicateBase):
 
     async def animate(self, request: AnimateRequest) -> ClipResult:
         m = self.model.lower()
-        kling = "kling" in m
-        seconds = (10.0 if request.duration_s > 7.5 else 5.0) if kling else request.duration_s
+        seconds = clip_seconds(self.model, request.duration_s)
         inputs: dict[str, Any] = {
             "prompt": motion_prompt(request),
             ("start_image" if "kling" in m else "image"): data_uri(request.image),
