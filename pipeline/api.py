@@ -12,9 +12,9 @@ from typing import Literal
 
 from pipeline.errors import BadRequest
 from pipeline.events import EventKind, StoryEvent
-from pipeline.models import ChatRef, Scene, Status, Story, StoryOptions, UserRef
+from pipeline.models import WORK_STATES, ChatRef, Scene, Status, Story, StoryOptions, UserRef
 from pipeline.prompts import clean_idea, estimate_duration
-from pipeline.queue import abort_story_job, enqueue
+from pipeline.queue import abort_story_job, enqueue, status_step, story_job_active
 from pipeline.runtime import Runtime
 from pipeline.steps import STEP_STATUS
 
@@ -153,12 +153,22 @@ class StoryAPI:
         return story
 
     async def retry(self, story_id: str) -> Story:
-        """Resume a failed story at the step that failed."""
+        """Resume a failed story at the step that failed, or a stuck one (in a working status
+        with no job that will move it on: its worker was killed) at the step it was in."""
         step_holder: list[str] = []
+        stuck = False
+        current = await self.rt.store.get(story_id)
+        if current.status in WORK_STATES:
+            stuck = not await story_job_active(self.rt.redis, story_id)
 
         def resume(s: Story) -> None:
+            if stuck and s.status in WORK_STATES:
+                step_holder.append(status_step(s.status.value))
+                return
             if s.status != Status.failed or not s.failed_step:
-                raise BadRequest("only a failed story can be retried")
+                raise BadRequest("only a failed or stuck story can be retried; this one is "
+                                 f"{s.status.value}" + (" and its step is still queued or running"
+                                                        if s.status in WORK_STATES else ""))
             step_holder.append(s.failed_step)
             s.transition(STEP_STATUS[s.failed_step])
             s.error = None

@@ -57,3 +57,15 @@ class MediaNotFound(StoryloomError):
 
 class BudgetExceeded(StoryloomError):
     """A step would spend more than the story's or the group's budget allows."""
+
+
+class WorkLost(StoryloomError):
+    """A step's job is gone: its worker stopped (killed) on every try, or the queue lost it."""
+
+    def __init__(self, step: str, tries: int = 0) -> None:
+        times = f" {tries} times" if tries > 1 else ""
+        super().__init__(
+            f"the worker doing the {step} step stopped{times} before it finished; "
+            "retry the story to go on from there"
+        )
+        self.step = step

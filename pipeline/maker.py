@@ -24,10 +24,10 @@ from pipeline.errors import StoryloomError
 from pipeline.events import EventKind, StoryEvent
 from pipeline.models import ChatRef, Platform, Status, Story, UserRef
 from pipeline.prompts import slug
-from pipeline.queue import worker_alive
+from pipeline.queue import HEARTBEAT_S
 from pipeline.runtime import Runtime
 from pipeline.settings import get_settings
-from pipeline.worker import BackgroundWorker
+from pipeline.worker import BackgroundWorker, WorkerGuard
 
 STEP_LABELS = {
     "script": "writing the script",
@@ -52,23 +52,34 @@ class Session:
         self.step_started: dict[str, float] = {}
         self.step_times: dict[str, float] = {}
         self.current = ""
-        self.worker: BackgroundWorker | None = None
+        self._next_check = 0.0
+        self.guard = WorkerGuard(rt)
 
     def say(self, text: str) -> None:
         print(text, file=self.out, flush=True)
 
+    @property
+    def worker(self) -> BackgroundWorker | None:
+        return self.guard.worker
+
     async def open(self) -> None:
         await self.rt.outbox.ensure_group(Platform.cli, self.group, start="$")
-        if not await worker_alive(self.rt.redis):
-            self.worker = BackgroundWorker(self.rt.settings, self.rt)
-            self.worker.start()
+        if await self.guard.check():
             self.say("(no worker running: working in this process)")
+        self._next_check = time.monotonic() + HEARTBEAT_S
+
+    async def _recheck_worker(self) -> None:
+        """The worker we relied on may have been killed since: then work in this process."""
+        if self.guard.in_process or time.monotonic() < self._next_check:
+            return
+        self._next_check = time.monotonic() + HEARTBEAT_S
+        if await self.guard.check():
+            self.say("(the worker stopped: working in this process)")
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):
             await self.rt.redis.xgroup_destroy(f"sl:events:{Platform.cli.value}", self.group)
-        if self.worker is not None:
-            await self.worker.stop()
+        await self.guard.stop()
 
     def _mark_step(self, step: str, at: float | None = None) -> None:
         """Time steps by when their events were made, not when this loop got to read them."""
@@ -98,6 +109,7 @@ class Session:
         while True:
             if self.worker is not None and not self.worker.running:
                 raise StoryloomError(f"the in-process worker stopped: {self.worker.failed}")
+            await self._recheck_worker()
             events = await self.rt.outbox.read(Platform.cli, self.group, "make", block_ms=500)
             for entry_id, ev in events:
                 await self.rt.outbox.ack(Platform.cli, self.group, entry_id)
