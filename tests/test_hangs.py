@@ -9,6 +9,8 @@ import subprocess
 import sys
 from typing import Any
 
+import pytest
+
 from pipeline.api import StoryAPI
 from pipeline.events import EventKind
 from pipeline.models import Platform, Status
@@ -61,24 +63,33 @@ async def test_a_killed_local_workers_heartbeat_is_not_trusted(rt: Runtime) -> N
     assert await worker_alive(rt.redis)
 
 
-async def test_a_stopped_background_worker_leaves_no_heartbeat(rt: Runtime) -> None:
+@pytest.mark.parametrize("how", ["cancel", "stop"])
+async def test_a_worker_stopped_mid_job_leaves_no_heartbeat(rt: Runtime, how: str) -> None:
+    """Ctrl-C or a bot shutting down cancels the worker's task while a job runs."""
     import asyncio
+    import contextlib
 
     from pipeline.worker import BackgroundWorker
 
     api = StoryAPI(rt)
     options = api.default_options(scenes=3, candidates=1, pick="auto")
-    story = await api.start_story("A heron teaches a frog to fish", ALICE, ROOM, options)
+    await api.start_story("A heron teaches a frog to fish", ALICE, ROOM, options)
     worker = BackgroundWorker(rt.settings, rt)
-    worker.start()
-    for _ in range(200):  # stop it in the middle of a job
-        if (await rt.store.get(story.id)).status != Status.drafting:
+    task = worker.start()
+    for _ in range(400):  # cancel it in the middle of a job
+        if [k async for k in rt.redis.scan_iter(match="arq:in-progress:*")]:
             break
-        await asyncio.sleep(0.05)
-    assert [k async for k in rt.redis.scan_iter(match="sl:worker:*")]
-    await worker.stop()
+        await asyncio.sleep(0.02)
+    assert await worker_alive(rt.redis)
+    if how == "cancel":
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    else:
+        await worker.stop()
     assert [k async for k in rt.redis.scan_iter(match="sl:worker:*")] == []
     assert not await worker_alive(rt.redis)
+    await worker.stop()
 
 
 async def test_a_job_whose_tries_all_ended_with_their_worker_fails_the_story(rt: Runtime) -> None:

@@ -72,3 +72,48 @@ async def test_killed_worker_mid_step_resumes_without_repeating_calls(
     distinct = int(await rt.redis.scard("test:distinct"))
     # Only a call that was in flight at the moment of the kill may be made again.
     assert calls - distinct <= inflight, (calls, distinct, inflight)
+
+
+def _cli_env(rt: Runtime) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STORYLOOM_")}
+    return env | {"STORYLOOM_REDIS_URL": rt.target.url,
+                  "STORYLOOM_DATA_DIR": str(rt.settings.data_dir), "PYTHONPATH": str(ROOT)}
+
+
+def _storyloom_worker(rt: Runtime) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "pipeline.cli", "worker"], env=_cli_env(rt),
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _storyloom(rt: Runtime, cwd: Path, *args: str, timeout: float = 240
+               ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], env=_cli_env(rt),
+                          cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+async def _killed_worker(rt: Runtime) -> None:
+    """Start a real ``storyloom worker``, wait for its heartbeat, SIGKILL it."""
+    from pipeline.queue import worker_alive
+
+    proc = _storyloom_worker(rt)
+    try:
+        deadline = time.monotonic() + 60
+        while not await worker_alive(rt.redis):
+            assert time.monotonic() < deadline, "the worker never reported"
+            await asyncio.sleep(0.1)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+
+async def test_make_right_after_a_killed_worker_works_in_its_own_process(
+    rt: Runtime, tmp_path: Path
+) -> None:
+    await _killed_worker(rt)
+    out = tmp_path / "fox.mp4"
+    done = await asyncio.to_thread(
+        _storyloom, rt, tmp_path, "make", "A fox and a heron share a winter lake",
+        "--scenes", "3", "--no-music", "--out", str(out))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "(no worker running: working in this process)" in done.stdout
+    assert out.is_file()
