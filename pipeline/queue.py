@@ -335,6 +335,9 @@ def build_worker(
     async def startup(ctx: dict[str, Any]) -> None:
         rt = runtime or await Runtime.open(settings)
         ctx["rt"] = rt
+        from pipeline.scratch import sweep_scratch
+
+        await asyncio.to_thread(sweep_scratch, settings.data_dir)
         ctx["worker_id"] = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         await beat(rt.redis, ctx["worker_id"])
         sweep_at = [0.0]

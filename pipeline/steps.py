@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -46,6 +45,7 @@ from pipeline.prompts import (
 )
 from pipeline.queue import enqueue, last_job_step
 from pipeline.runtime import Runtime
+from pipeline.scratch import scratch_dir
 from providers.base import (
     AnimateRequest,
     CharacterRef,
@@ -560,7 +560,7 @@ async def step_assemble(rt: Runtime, story_id: str, kw: dict[str, Any]) -> None:
     else:
         music_usage, music_key = None, ""
 
-    with tempfile.TemporaryDirectory(prefix="storyloom-asm-") as tmp:
+    with scratch_dir(rt.settings.data_dir) as tmp:  # found and swept if this worker is killed
         spec = asm.AssemblySpec(
             scenes=cuts,
             music=music_path,

@@ -117,3 +117,34 @@ async def test_make_right_after_a_killed_worker_works_in_its_own_process(
     assert done.returncode == 0, done.stdout + done.stderr
     assert "(no worker running: working in this process)" in done.stdout
     assert out.is_file()
+
+
+async def test_a_worker_killed_while_encoding_leaves_no_scratch_folder(rt: Runtime) -> None:
+    from pipeline.scratch import scratch_root
+
+    api = StoryAPI(rt)
+    options = api.default_options(scenes=3, candidates=1, pick="auto", music=False)
+    story = await api.start_story("A heron and a fox share a frozen pond", ALICE, ROOM, options)
+    scratch = scratch_root(rt.settings.data_dir)
+    first = _worker(rt, delay=0.0)
+    try:
+        deadline = time.monotonic() + 180
+        while not (scratch.is_dir() and any(scratch.iterdir())):
+            assert time.monotonic() < deadline, "the worker never started encoding"
+            await asyncio.sleep(0.05)
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait(10)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    left = list(scratch.iterdir())
+    assert left and all(p.name.startswith("storyloom-asm-") for p in left)
+
+    second = _worker(rt, delay=0.0)
+    try:
+        status = await _wait_for(rt, story.id, {Status.done, Status.failed}, 180)
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.wait(30)
+    assert status == Status.done
+    assert list(scratch.iterdir()) == []
