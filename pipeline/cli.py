@@ -11,13 +11,13 @@ from importlib.metadata import PackageNotFoundError, entry_points, version
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import RedisUnavailable, SettingsError, StoryloomError
+from pipeline.errors import RedisUnavailable, SettingsError, StoryloomError, UsageError
 from pipeline.logs import setup_logging
 from pipeline.models import Story
 
 log = logging.getLogger("storyloom")
 
-EXIT_ERROR, EXIT_SETTINGS, EXIT_REDIS = 1, 2, 3
+EXIT_ERROR, EXIT_SETTINGS, EXIT_REDIS = 1, 2, 3  # 2 is also a bad argument, as argparse
 
 
 def _version() -> str:
@@ -226,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         quiet = args.command in ("make", "regen", "retry") and settings.log_level == "INFO"
         setup_logging("WARNING" if quiet else settings.log_level)
         return int(args.func(args))
-    except SettingsError as err:
+    except (SettingsError, UsageError) as err:
         print(f"storyloom: {err}", file=sys.stderr)
         return EXIT_SETTINGS
     except RedisUnavailable as err:

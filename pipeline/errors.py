@@ -51,6 +51,10 @@ class BadRequest(StoryloomError):
     """A request names a scene, candidate or option that does not exist."""
 
 
+class UsageError(StoryloomError):
+    """A command-line argument cannot be used (a bad option, an unwritable output path)."""
+
+
 class MediaNotFound(StoryloomError):
     pass
 

@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import contextlib
 import getpass
+import os
 import shutil
 import socket
 import sys
@@ -19,10 +20,10 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from pipeline.api import StoryAPI
-from pipeline.errors import StoryloomError
+from pipeline.api import StoryAPI, story_options
+from pipeline.errors import BadRequest, StoryloomError, UsageError
 from pipeline.events import EventKind, StoryEvent
-from pipeline.models import ChatRef, Platform, Status, Story, UserRef
+from pipeline.models import ChatRef, Platform, Status, Story, StoryOptions, UserRef
 from pipeline.prompts import slug
 from pipeline.queue import HEARTBEAT_S
 from pipeline.runtime import Runtime
@@ -182,17 +183,61 @@ async def _deliver(rt: Runtime, story: Story, out: Path | None) -> tuple[Path, P
     return out, sheet
 
 
-def _options_from(api: StoryAPI, args: argparse.Namespace) -> Any:
+FLAGS = {"size_cap_bytes": "--size-cap-mb", "style": "--style", "scenes": "--scenes",
+         "aspect": "--aspect", "resolution": "--resolution", "pick": "--pick"}
+
+
+def _options_from(settings: Any, args: argparse.Namespace) -> StoryOptions:
+    """The story's options from the command line, validated (:class:`UsageError` names the
+    flag) before anything is created or paid for."""
     cap = getattr(args, "size_cap_mb", None)
-    return api.default_options(
-        scenes=args.scenes,
-        aspect=args.aspect,
-        resolution=args.resolution,
-        style=args.style,
-        pick=args.pick,
-        music=False if args.no_music else None,
-        size_cap_bytes=int(cap * 1_000_000) if cap else None,
-    )
+    try:
+        return story_options(
+            settings,
+            scenes=args.scenes,
+            aspect=args.aspect,
+            resolution=args.resolution,
+            style=args.style,
+            pick=args.pick,
+            music=False if args.no_music else None,
+            size_cap_bytes=round(cap * 1_000_000) if cap is not None else None,
+        )
+    except BadRequest as err:
+        text = str(err).removeprefix("option ")
+        name, _, why = text.partition(": ")
+        if name == "size_cap_bytes":
+            raise UsageError(f"--size-cap-mb {cap:g}: the size cap must be at least 1 MB") from None
+        raise UsageError(f"{FLAGS.get(name, name)}: {why}") from None
+
+
+def check_text(what: str, value: str | None) -> None:
+    """A command-line argument the terminal sent in another encoding than UTF-8 (Python keeps
+    its bytes as surrogates, which no JSON document or chat can hold)."""
+    if value is None:
+        return
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError(f"{what} is not valid UTF-8 text; check the terminal's encoding "
+                         "(e.g. LANG=C.UTF-8)") from None
+
+
+def check_out(out: Path | None) -> None:
+    """Fail now, not after the story is paid for, when the video cannot be written to ``out``."""
+    if out is None:
+        return
+    check_text("--out", str(out))
+    if out.is_dir():
+        raise UsageError(f"--out {out}: is a folder; name the MP4 file to write")
+    folder = out.parent
+    while not folder.exists():
+        if folder == folder.parent:
+            break
+        folder = folder.parent
+    if not folder.is_dir():
+        raise UsageError(f"--out {out}: {folder} is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"--out {out}: {folder} is not writable")
 
 
 Begin = Callable[[StoryAPI, Session], Awaitable[tuple[Story, str, str]]]
@@ -218,8 +263,12 @@ async def _in_session(out: Path | None, begin: Begin) -> int:
 
 
 async def make_story(args: argparse.Namespace) -> int:
+    check_text("the idea", args.idea)
+    check_text("--style", args.style)
+    check_out(args.out)
+    options = _options_from(get_settings(), args)
+
     async def begin(api: StoryAPI, session: Session) -> tuple[Story, str, str]:
-        options = _options_from(api, args)
         owner = UserRef(platform=Platform.cli, user_id=getpass.getuser())
         chat = ChatRef(platform=Platform.cli, chat_id=socket.gethostname())
         story = await api.start_story(args.idea, owner, chat, options)
@@ -231,6 +280,9 @@ async def make_story(args: argparse.Namespace) -> int:
 
 
 async def retry_story(args: argparse.Namespace) -> int:
+    check_text("the story id", args.story_id)
+    check_out(args.out)
+
     async def begin(api: StoryAPI, session: Session) -> tuple[Story, str, str]:
         story = await api.retry(args.story_id)
         return story, f"story {story.id}: resuming at {story.status.value}", story.options.pick
@@ -239,6 +291,9 @@ async def retry_story(args: argparse.Namespace) -> int:
 
 
 async def regen_story(args: argparse.Namespace) -> int:
+    check_text("the story id", args.story_id)
+    check_out(args.out)
+
     async def begin(api: StoryAPI, session: Session) -> tuple[Story, str, str]:
         story = await api.regenerate(args.story_id, args.scene - 1, args.what)
         return story, f"story {story.id}: redoing the {args.what} of scene {args.scene}", "auto"

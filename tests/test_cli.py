@@ -15,7 +15,7 @@ from pipeline.runtime import Runtime
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _run(rt: Runtime, *args: str, stdin: str = "", cwd: Path | None = None,
+def _run(rt: Runtime, *args: str | bytes, stdin: str = "", cwd: Path | None = None,
          timeout: float = 300) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("STORYLOOM_")}
     env |= {"STORYLOOM_REDIS_URL": rt.target.url, "STORYLOOM_DATA_DIR": str(rt.settings.data_dir),
@@ -133,3 +133,27 @@ def test_make_times_steps_by_their_events_and_leaves_out_the_wait_for_picks() ->
     session._mark_step("end", 418.0)
     assert session.timing_report() == (
         "step times: script 0.5s, storyboard 1.5s, animate 7.0s, voice 3.0s, assemble 8.0s")
+
+
+@pytest.mark.parametrize("args,says", [
+    (["--size-cap-mb", "0.5"], "--size-cap-mb 0.5: the size cap must be at least 1 MB"),
+    (["--size-cap-mb", "-5"], "--size-cap-mb -5: the size cap must be at least 1 MB"),
+    (["--style", "s" * 300], "--style: String should have at most 40 characters"),
+    (["--out", "/dev/null/sub/d.mp4"], "--out /dev/null/sub/d.mp4: /dev/null is not a folder"),
+])
+async def test_bad_options_are_refused_before_a_story_exists(
+    rt: Runtime, tmp_path: Path, args: list[str], says: str
+) -> None:
+    done = _run(rt, "make", "A whale befriends a lighthouse keeper", *args, cwd=tmp_path,
+                timeout=60)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr == f"storyloom: {says}\n"
+    assert await rt.redis.zcard("sl:stories") == 0
+
+
+async def test_an_idea_that_is_not_utf8_is_a_clear_message(rt: Runtime, tmp_path: Path) -> None:
+    done = _run(rt, "make", b"A whale \xff\xfe story", cwd=tmp_path, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.startswith("storyloom: the idea is not valid UTF-8 text")
+    assert done.stderr.count("\n") == 1
+    assert await rt.redis.zcard("sl:stories") == 0
