@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from pipeline.errors import SettingsError
@@ -95,6 +95,20 @@ class Settings(ProviderSettings):
         if raw and urlsplit(raw).scheme not in ("redis", "rediss", "unix", "valkey", "valkeys"):
             raise ValueError("expected a redis://, rediss:// or unix:// URL, or empty")
         return SecretStr(raw)
+
+    @field_validator("script", "image", "video", "speech", "music")
+    @classmethod
+    def _check_chain(cls, v: str, info: ValidationInfo) -> str:
+        """An unknown provider name fails at start-up, not when a story reaches that step."""
+        from providers.registry import FACTORIES, parse_chain
+
+        capability = str(info.field_name)
+        known = sorted(n for (c, n) in FACTORIES if c == capability)
+        for name, _model in parse_chain(v):
+            if name not in known:
+                raise ValueError(f"unknown {capability} provider {name!r}; known: "
+                                 + ", ".join(known))
+        return v
 
     @property
     def media_path(self) -> Path:
