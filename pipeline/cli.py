@@ -224,7 +224,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         settings = get_settings()
         quiet = args.command in ("make", "regen", "retry") and settings.log_level == "INFO"
-        setup_logging("WARNING" if quiet else settings.log_level)
+        setup_logging(settings.log_level, settings.secret_values(),
+                      log_file=settings.log_file if quiet else None)
         return int(args.func(args))
     except (SettingsError, UsageError) as err:
         print(f"storyloom: {err}", file=sys.stderr)

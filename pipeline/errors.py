@@ -73,3 +73,10 @@ class WorkLost(StoryloomError):
             "retry the story to go on from there"
         )
         self.step = step
+
+
+class Interrupted(StoryloomError):
+    """The person stopped the command that was working on the story (Ctrl-C)."""
+
+    def __init__(self) -> None:
+        super().__init__("stopped with Ctrl-C before it finished")

@@ -251,15 +251,40 @@ async def _in_session(out: Path | None, begin: Begin) -> int:
     api = StoryAPI(rt)
     session = Session(rt, api, out_dir=out.parent if out else Path("storyloom-out"))
     started = time.monotonic()
+    story: Story | None = None
     try:
         await session.open()
         story, line, pick = await begin(api, session)
         session.say(line)
         story = await session.follow(story.id, pick)
         return await _finish(rt, session, story, out, started)
+    except asyncio.CancelledError:  # Ctrl-C: asyncio.run cancels this task
+        if story is not None:
+            await _interrupted(rt, session, story.id)
+        raise
     finally:
         await session.close()
         await rt.close()
+
+
+async def _interrupted(rt: Runtime, session: Session, story_id: str) -> None:
+    """Ctrl-C while following a story. Worked on in this process, it stops here and ends
+    failed, so ``storyloom retry`` resumes it where it stopped (nothing made is made again);
+    worked on by a worker elsewhere, it goes on there."""
+    from pipeline.errors import Interrupted
+    from pipeline.queue import abort_story_job, status_step
+    from pipeline.steps import on_failure
+
+    if not session.guard.in_process:
+        session.say(f"\nstory {story_id} goes on in the worker: storyloom status {story_id}")
+        return
+    await session.guard.stop()
+    story = await rt.store.get(story_id)
+    if story.finished or story.status == Status.awaiting_approval:
+        return
+    await abort_story_job(rt.redis, story_id)
+    await on_failure(rt, story_id, status_step(story.status.value), Interrupted())
+    session.say(f"\nstory {story_id} stopped; resume it with: storyloom retry {story_id}")
 
 
 async def make_story(args: argparse.Namespace) -> int:
@@ -307,6 +332,7 @@ async def _finish(rt: Runtime, session: Session, story: Story, out: Path | None,
         session.say(f"✗ story {story.id} {story.status.value}: {story.error or ''}".rstrip(": "))
         if story.status == Status.failed:
             session.say(f"  resume it with: storyloom retry {story.id}")
+            session.say(f"  details: {rt.settings.log_file}")
         return 1
     video, sheet = await _deliver(rt, story, out)
     session.say(f"\n✓ “{story.title}” ({story.video.duration_s:.1f} s) in "

@@ -110,6 +110,24 @@ class Settings(ProviderSettings):
                                  + ", ".join(known))
         return v
 
+    def secret_values(self) -> list[str]:
+        """Every secret configured (tokens, keys, a Redis password): kept out of log lines."""
+        out = []
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr) and value.get_secret_value():
+                out.append(value.get_secret_value())
+                password = urlsplit(value.get_secret_value()).password if "://" in \
+                    value.get_secret_value() else None
+                if password:
+                    out.append(password)
+        return out
+
+    @property
+    def log_file(self) -> Path:
+        """Where the terminal commands (make, retry, regen) keep their detailed log."""
+        return self.data_dir / "logs" / "storyloom.log"
+
     @property
     def media_path(self) -> Path:
         return self.media_dir or self.data_dir / "media"

@@ -157,3 +157,47 @@ async def test_an_idea_that_is_not_utf8_is_a_clear_message(rt: Runtime, tmp_path
     assert done.stderr.startswith("storyloom: the idea is not valid UTF-8 text")
     assert done.stderr.count("\n") == 1
     assert await rt.redis.zcard("sl:stories") == 0
+
+
+def _make_until(rt: Runtime, cwd: Path, marker: str, *args: str) -> subprocess.Popen[str]:
+    """Start ``storyloom make`` and return once it printed ``marker``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STORYLOOM_")}
+    env |= {"STORYLOOM_REDIS_URL": rt.target.url,
+            "STORYLOOM_DATA_DIR": str(rt.settings.data_dir), "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "make", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            cwd=cwd)
+    assert proc.stdout is not None
+    seen = ""
+    for line in proc.stdout:
+        seen += line
+        if marker in line:
+            return proc
+    raise AssertionError(f"make ended before {marker!r}: {seen}{proc.stderr.read()}")  # type: ignore[union-attr]
+
+
+@pytest.mark.slow
+async def test_ctrl_c_stops_the_story_cleanly_and_says_how_to_resume(
+    rt: Runtime, tmp_path: Path
+) -> None:
+    import asyncio
+    import signal
+
+    from pipeline.models import Status
+    from pipeline.queue import worker_alive
+
+    proc = await asyncio.to_thread(_make_until, rt, tmp_path, "» drawing the storyboard",
+                                   "A heron and a fox share a frozen pond", "--scenes", "3")
+    proc.send_signal(signal.SIGINT)
+    out, err = await asyncio.to_thread(proc.communicate, timeout=60)
+    assert proc.returncode == 130, out + err
+    assert "Traceback" not in err and "never retrieved" not in err, err
+    story_id = re.search(r"resume it with: storyloom retry (\w+)", out).group(1)  # type: ignore[union-attr]
+    story = await rt.store.get(story_id)
+    assert story.status == Status.failed and story.error == "stopped with Ctrl-C before it finished"
+    assert not await worker_alive(rt.redis)
+
+    done = await asyncio.to_thread(_run, rt, "retry", story_id, "--out",
+                                   str(tmp_path / "pond.mp4"), cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (tmp_path / "pond.mp4").is_file()
