@@ -17,6 +17,7 @@ from pipeline.events import EventKind, StoryEvent
 from pipeline.models import WORK_STATES, ChatRef, Scene, Status, Story, StoryOptions, UserRef
 from pipeline.prompts import clean_idea, estimate_duration
 from pipeline.queue import abort_story_job, enqueue, status_step, story_job_active
+from pipeline.repair import STEP_ORDER, forget, missing_media
 from pipeline.runtime import Runtime
 from pipeline.settings import Settings
 from pipeline.steps import STEP_STATUS
@@ -175,6 +176,7 @@ class StoryAPI:
         current = await self.rt.store.get(story_id)
         if current.status in WORK_STATES:
             stuck = not await story_job_active(self.rt.redis, story_id)
+        missing = await missing_media(current, self.rt.media.exists)
 
         def resume(s: Story) -> None:
             if stuck and s.status in WORK_STATES:
@@ -184,8 +186,12 @@ class StoryAPI:
                 raise BadRequest("only a failed or stuck story can be retried; this one is "
                                  f"{s.status.value}" + (" and its step is still queued or running"
                                                         if s.status in WORK_STATES else ""))
-            step_holder.append(s.failed_step)
-            s.transition(STEP_STATUS[s.failed_step])
+            step = s.failed_step
+            remake = forget(s, missing)  # made again by the steps from the earliest one
+            if remake is not None and STEP_ORDER.index(remake) < STEP_ORDER.index(step):
+                step = remake
+            step_holder.append(step)
+            s.transition(STEP_STATUS[step])
             s.error = None
 
         story = await self.rt.store.update(story_id, resume)

@@ -83,12 +83,12 @@ class LocalMediaStore:
         try:
             return await asyncio.to_thread(target.read_bytes)
         except FileNotFoundError:
-            raise MediaNotFound(f"media {ref.key} is missing from {self.root}") from None
+            raise MediaNotFound(f"media {ref.key} is missing from the media store") from None
 
     async def path(self, ref: MediaRef) -> Path:
         target = self._file(ref.key)
         if not target.exists():
-            raise MediaNotFound(f"media {ref.key} is missing from {self.root}")
+            raise MediaNotFound(f"media {ref.key} is missing from the media store")
         return target
 
     async def exists(self, ref: MediaRef) -> bool:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.budget import check_budget
-from pipeline.errors import CorruptStory, StoryloomError, StoryNotFound
+from pipeline.errors import CorruptStory, MediaNotFound, StoryloomError, StoryNotFound
 from pipeline.events import EventKind, StoryEvent
 from pipeline.models import (
     Character,
@@ -625,6 +625,13 @@ async def on_failure(rt: Runtime, story_id: str, step: str, err: BaseException) 
         return
     log.error("step failed", extra={"story_id": story_id, "step": step}, exc_info=err)
     reason = explain(err)
+    if isinstance(err, MediaNotFound):  # say what of the story, never a server path
+        from pipeline.repair import describe, missing_media
+
+        try:
+            reason = describe(await missing_media(await rt.store.get(story_id), rt.media.exists))
+        except StoryloomError:
+            reason = describe([])
 
     def fail(s: Story) -> None:
         if s.finished:
