@@ -138,6 +138,36 @@ def cmd_providers(args: argparse.Namespace) -> int:
     return 0 if all(r.ok for r in results) else 1
 
 
+def cmd_gc(args: argparse.Namespace) -> int:
+    return asyncio.run(_gc(args))
+
+
+async def _gc(args: argparse.Namespace) -> int:
+    from pipeline.gc import collect
+    from pipeline.runtime import Runtime
+    from pipeline.settings import get_settings
+
+    settings = get_settings()
+    media_days = settings.retention_media_days if args.media_days is None else args.media_days
+    story_days = settings.retention_story_days if args.story_days is None else args.story_days
+    if not media_days and not story_days:
+        print("retention is off: set STORYLOOM_RETENTION_MEDIA_DAYS or "
+              "STORYLOOM_RETENTION_STORY_DAYS (or --media-days / --story-days); nothing deleted")
+        return 0
+    rt = await Runtime.open(settings)
+    try:
+        report = await collect(rt, dry_run=args.dry_run, media_days=media_days,
+                               story_days=story_days)
+    finally:
+        await rt.close()
+    print(report.summary())
+    if report.stories:
+        print("stories:", " ".join(report.stories))
+    if report.trimmed:
+        print("media of:", " ".join(report.trimmed))
+    return 0
+
+
 def cmd_retry(args: argparse.Namespace) -> int:
     from pipeline.maker import retry_story
 
@@ -193,6 +223,17 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--burst", action="store_true", help="exit when the queue is empty")
     w.add_argument("--check", action="store_true", help="exit 0 if a worker reported recently")
     w.set_defaults(func=cmd_worker)
+
+    g = sub.add_parser("gc", help="delete what finished stories leave behind (retention)")
+    g.add_argument("--dry-run", action="store_true",
+                   help="say what would be deleted; delete nothing")
+    g.add_argument("--media-days", type=float, metavar="N",
+                   help="intermediate media of stories finished N days ago "
+                        "(default STORYLOOM_RETENTION_MEDIA_DAYS)")
+    g.add_argument("--story-days", type=float, metavar="N",
+                   help="whole stories finished N days ago "
+                        "(default STORYLOOM_RETENTION_STORY_DAYS)")
+    g.set_defaults(func=cmd_gc)
 
     s = sub.add_parser("status", help="queue depth, stories by state, or one story")
     s.add_argument("story_id", nargs="?")

@@ -94,6 +94,16 @@ class LocalMediaStore:
     async def exists(self, ref: MediaRef) -> bool:
         return self._file(ref.key).exists()
 
+    async def delete(self, ref: MediaRef) -> int:
+        """Remove the file (retention); return the bytes freed."""
+        target = self._file(ref.key)
+        try:
+            size = target.stat().st_size
+            await asyncio.to_thread(target.unlink)
+        except FileNotFoundError:
+            return 0
+        return size
+
     def public_url(self, ref: MediaRef) -> str | None:
         if not self.public_base_url:
             return None

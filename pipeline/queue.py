@@ -32,6 +32,7 @@ from typing import Any
 from arq import Retry
 from arq.connections import ArqRedis, RedisSettings
 from arq.constants import default_queue_name, health_check_key_suffix, in_progress_key_prefix
+from arq.cron import cron
 from arq.jobs import Job, JobStatus
 from arq.worker import Function, Worker, func
 from redis.exceptions import RedisError
@@ -370,6 +371,16 @@ def build_worker(
             if runtime is None:
                 await rt.close()
 
+    async def retention(ctx: dict[str, Any]) -> str:
+        from pipeline.gc import collect
+
+        return (await collect(ctx["rt"], dry_run=False)).summary()
+
+    crons = []
+    if settings.retention_media_days or settings.retention_story_days:
+        crons.append(cron(retention, name="retention", minute={17}, run_at_startup=True,
+                          timeout=3600))
+
     url = (runtime.target.url if runtime else None) or _target_url(settings)
     redis_settings = RedisSettings.from_dsn(url)
     redis_settings.retry = riding_out_restarts()
@@ -377,6 +388,7 @@ def build_worker(
     redis_settings.conn_retries = 30
     return Worker(
         functions=[_wrap(name, fn, on_failure, settings) for name, fn in steps.items()],
+        cron_jobs=crons,
         redis_settings=redis_settings,
         on_startup=startup,
         on_shutdown=shutdown,

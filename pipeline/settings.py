@@ -81,6 +81,14 @@ class Settings(ProviderSettings):
     video_size_cap_mb: float = Field(0, ge=0, description="Default size cap in MB; 0 means none")
     story_budget_usd: float = Field(0, ge=0, description="Most one story may spend; 0 = no cap")
 
+    # --- retention (storyloom gc, and hourly in the worker when either is set)
+    retention_media_days: float = Field(
+        0, ge=0, description="Delete finished stories' frames, clips, voices after N days; 0 = keep"
+    )
+    retention_story_days: float = Field(
+        0, ge=0, description="Delete finished stories whole after N days; 0 = keep"
+    )
+
     # --- queue
     worker_concurrency: int = Field(4, ge=1, le=64, description="Jobs one worker runs at once")
     job_retries: int = Field(3, ge=0, le=20, description="Attempts per step job")

@@ -28,7 +28,7 @@ def _run(rt: Runtime, *args: str | bytes, stdin: str = "", cwd: Path | None = No
 def test_help_lists_the_commands(rt: Runtime) -> None:
     done = _run(rt, "--help")
     assert done.returncode == 0
-    for command in ("make", "regen", "retry", "worker", "status", "version", "providers"):
+    for command in ("make", "regen", "retry", "worker", "status", "version", "providers", "gc"):
         assert command in done.stdout
 
 
