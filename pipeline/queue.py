@@ -330,6 +330,7 @@ def build_worker(
     burst: bool = False,
     runtime: Runtime | None = None,
     handle_signals: bool = True,
+    url: str | None = None,
 ) -> Worker:
     """An arq worker running the given step functions against one Runtime."""
 
@@ -381,7 +382,7 @@ def build_worker(
         crons.append(cron(retention, name="retention", minute={17}, run_at_startup=True,
                           timeout=3600))
 
-    url = (runtime.target.url if runtime else None) or _target_url(settings)
+    url = url or (runtime.target.url if runtime else None) or _target_url(settings)
     redis_settings = RedisSettings.from_dsn(url)
     redis_settings.retry = riding_out_restarts()
     redis_settings.retry_on_error = RETRY_ON

@@ -16,6 +16,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
+from pipeline.connection import resolve_target
 from pipeline.queue import HEARTBEAT_S, build_worker, clear_heartbeat, worker_alive
 from pipeline.runtime import Runtime
 from pipeline.settings import Settings
@@ -47,9 +48,13 @@ class BackgroundWorker:
     async def run(self) -> None:
         delay = 0.5
         while not self._stopping:
+            url = None
+            if self.runtime is None or self.runtime.target.embedded:
+                # the embedded server may have come back elsewhere after a crash
+                url = (await asyncio.to_thread(resolve_target, self.settings)).url
             self.worker = build_worker(
                 self.settings, STEP_FUNCTIONS, on_failure, burst=self.burst,
-                runtime=self.runtime, handle_signals=self.handle_signals,
+                runtime=self.runtime, handle_signals=self.handle_signals, url=url,
             )
             try:
                 await self.worker.async_run()
