@@ -201,3 +201,22 @@ async def test_ctrl_c_stops_the_story_cleanly_and_says_how_to_resume(
                                    str(tmp_path / "pond.mp4"), cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert (tmp_path / "pond.mp4").is_file()
+
+
+def test_a_failed_make_prints_one_clear_line_and_how_to_retry(rt: Runtime, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STORYLOOM_")}
+    env |= {"STORYLOOM_REDIS_URL": rt.target.url, "STORYLOOM_DATA_DIR": str(rt.settings.data_dir),
+            "PYTHONPATH": str(ROOT), "STORYLOOM_IMAGE": "fal", "STORYLOOM_FAL_KEY": "k-123456",
+            "STORYLOOM_FAL_BASE_URL": "http://127.0.0.1:9", "STORYLOOM_JOB_RETRIES": "0",
+            "STORYLOOM_PROVIDER_RETRIES": "0"}
+    done = subprocess.run([sys.executable, "-m", "pipeline.cli", "make",
+                           "A fox and a heron share a winter lake", "--scenes", "3"],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert done.returncode == 1
+    assert done.stderr == "", done.stderr  # no step traceback, no CancelledError
+    failed = [ln for ln in done.stdout.splitlines() if ln.startswith("✗ story ")]
+    assert len(failed) == 1 and "failed: image: every provider failed" in failed[0]
+    story_id = failed[0].split()[2]
+    assert f"  resume it with: storyloom retry {story_id}" in done.stdout
+    log = (rt.settings.data_dir / "logs" / "storyloom.log").read_text()
+    assert "Traceback" in log and "k-123456" not in log  # the details are kept, redacted
