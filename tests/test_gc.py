@@ -116,3 +116,14 @@ async def test_gc_command_dry_run(rt: Runtime, tmp_path: Path) -> None:
     done = await asyncio.to_thread(gc)
     assert done.stdout.startswith("deleted 1 whole story")
     assert not await rt.store.exists(old.id)
+
+
+async def test_the_worker_collects_when_a_retention_is_set(rt: Runtime) -> None:
+    from pipeline.worker import run_until_idle
+
+    old = await _finished_story(rt, "old", days_ago=40)
+    await run_until_idle(rt)  # retention off: nothing goes
+    assert await rt.store.exists(old.id)
+    rt.settings = rt.settings.model_copy(update={"retention_story_days": 30})
+    await run_until_idle(rt)
+    assert not await rt.store.exists(old.id)
