@@ -13,14 +13,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import tempfile
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
 from pipeline.budget import check_budget, clip_length
-from pipeline.errors import CorruptStory, StoryloomError, StoryNotFound
+from pipeline.errors import CorruptStory, MediaNotFound, StoryloomError, StoryNotFound
 from pipeline.events import EventKind, StoryEvent
 from pipeline.journal import JobJournal
 from pipeline.models import (
@@ -49,6 +48,7 @@ from pipeline.prompts import (
 )
 from pipeline.queue import enqueue, last_job_step
 from pipeline.runtime import Runtime
+from pipeline.scratch import scratch_dir
 from providers.base import (
     AnimateRequest,
     CharacterRef,
@@ -614,7 +614,7 @@ async def step_assemble(rt: Runtime, story_id: str, kw: dict[str, Any]) -> None:
     else:
         music_usage, music_key = None, ""
 
-    with tempfile.TemporaryDirectory(prefix="storyloom-asm-") as tmp:
+    with scratch_dir(rt.settings.data_dir) as tmp:  # found and swept if this worker is killed
         spec = asm.AssemblySpec(
             scenes=cuts,
             music=music_path,
@@ -694,6 +694,13 @@ async def on_failure(rt: Runtime, story_id: str, step: str, err: BaseException) 
         return
     log.error("step failed", extra={"story_id": story_id, "step": step}, exc_info=err)
     reason = explain(err)
+    if isinstance(err, MediaNotFound):  # say what of the story, never a server path
+        from pipeline.repair import describe, missing_media
+
+        try:
+            reason = describe(await missing_media(await rt.store.get(story_id), rt.media.exists))
+        except StoryloomError:
+            reason = describe([])
 
     def fail(s: Story) -> None:
         if s.finished:
