@@ -388,7 +388,7 @@ class Cluster:
             if sid not in may_fail:
                 p.append(f"story {sid} hung {self.stuck[sid]:.0f}s in a running state with "
                          f"{len(self.live_workers())} worker(s) alive")
-        bill = self.fal.bill
+        bill = self.fal.ledger
         repeats = bill.resubmitted_after_success()
         paid_repeats = bill.repeated(paid_only=True)
         if repeats:
@@ -405,7 +405,7 @@ class Cluster:
 
     def summary(self, out: Outcome, recorded: float, paid_repeats: int, repeats: int,
                 videos: dict[str, int]) -> list[str]:
-        bill = self.fal.bill
+        bill = self.fal.ledger
         rec = [k.recovered_s for k in self.kills if k.recovered_s is not None]
         idle = sum(1 for k in self.kills if not k.running)
         lines = [
@@ -432,7 +432,7 @@ class Cluster:
 
 
     def _by_kind(self, out: Outcome, kind: str) -> str:
-        billed = [j for j in self.fal.bill.jobs if j.kind == kind and j.billed]
+        billed = [j for j in self.fal.ledger.jobs if j.kind == kind and j.billed]
         steps = {"image": ("cast", "storyboard"), "video": ("animate",)}[kind]
         recorded = sum(c.usd for s in out.stories for c in s.costs if c.step in steps)
         return (f"{kind}: {len(billed)} billed ${sum(j.usd for j in billed):.4f} / "

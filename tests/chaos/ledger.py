@@ -137,7 +137,7 @@ class BilledFal(FakeFal):
         self.clip = clip
         self.latency = latency
         self.prices = prices or PriceTable()
-        self.bill = Bill()
+        self.ledger = Bill()
         self.by_id: dict[str, Job] = {}
         # a predicate on (kind, inputs): the app refuses matching requests (a failing scene)
         self.reject: Callable[[str, dict[str, Any]], bool] | None = None
@@ -175,7 +175,7 @@ class BilledFal(FakeFal):
         job.rejected = bool(self.reject and self.reject(kind, inputs))
         if job.rejected and self.reject_latency is not None:
             job.latency = self.reject_latency
-        self.bill.jobs.append(job)
+        self.ledger.jobs.append(job)
         self.by_id[job.id] = job
         self.jobs[job.id] = {"model": model, "input": inputs, "statuses": [], "app": app}
         return web.json_response(load("fal_submit.json", id=job.id, base=self.url, app=app))
