@@ -17,7 +17,7 @@ import pytest
 import pytest_asyncio
 
 from tests.chaos.harness import Cluster
-from tests.chaos.ledger import BilledFal
+from tests.chaos.ledger import BilledFal, BilledReplicate
 
 DEFAULT_SEED = 20261129
 
@@ -76,9 +76,20 @@ async def fal(seed: int, clip: bytes) -> AsyncIterator[BilledFal]:
 
 
 @pytest_asyncio.fixture
-async def cluster(tmp_path: Path, fal: BilledFal, seed: int, chaos_seed: int,
-                  request: pytest.FixtureRequest) -> AsyncIterator[Cluster]:
-    c = Cluster(tmp_path, fal, random.Random(seed + 1), request.node.name)
+async def replicate(seed: int, clip: bytes, fal: BilledFal) -> AsyncIterator[BilledReplicate]:
+    """Replicate, billing on the same ledger as fal (a scenario may run clips there)."""
+    server = BilledReplicate(random.Random(seed + 2), clip, fal.ledger)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest_asyncio.fixture
+async def cluster(tmp_path: Path, fal: BilledFal, replicate: BilledReplicate, seed: int,
+                  chaos_seed: int, request: pytest.FixtureRequest) -> AsyncIterator[Cluster]:
+    c = Cluster(tmp_path, fal, random.Random(seed + 1), request.node.name, replicate)
     c.suite_seed = chaos_seed
     await c.open()
     try:

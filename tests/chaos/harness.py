@@ -31,7 +31,7 @@ from pipeline.events import EventKind, StoryEvent, stream_key
 from pipeline.models import WORK_STATES, ChatRef, Platform, Status, Story, UserRef
 from pipeline.runtime import Runtime
 from pipeline.settings import load_settings
-from tests.chaos.ledger import BilledFal
+from tests.chaos.ledger import BilledFal, BilledReplicate
 from tests.fakes.services import GOOD_KEY
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,6 +41,7 @@ OWNER = UserRef(platform=Platform.cli, user_id="chaos", display_name="Chaos")
 CHAT = ChatRef(platform=Platform.cli, chat_id="chaos-room")
 IMAGE_MODEL = "fal-ai/flux/dev"
 VIDEO_MODEL = "fal-ai/kling-video/v1.6/standard/image-to-video"
+REPLICATE_VIDEO_MODEL = "kwaivgi/kling-v1.6-standard"
 STUCK_S = 60.0  # no progress for this long, with a worker alive: the story hangs
 ORPHAN_S = 8.0  # in a running state this long with no arq job queued or running: it hangs
 IDEAS = [
@@ -92,8 +93,11 @@ class Outcome:
 
 
 class Cluster:
-    def __init__(self, tmp: Path, fal: BilledFal, rng: random.Random, name: str) -> None:
+    def __init__(self, tmp: Path, fal: BilledFal, rng: random.Random, name: str,
+                 replicate: BilledReplicate | None = None) -> None:
         self.tmp, self.fal, self.rng, self.name = tmp, fal, rng, name
+        self.replicate = replicate
+        self.video = f"fal:{VIDEO_MODEL}"  # the workers' video chain
         self.port = free_port()
         self.valkey: ValkeyServer | None = None
         self.data_dir = tmp / "data"
@@ -108,6 +112,7 @@ class Cluster:
         self.stuck: dict[str, float] = {}  # story -> seconds without progress when found stuck
         self.orphaned: dict[str, float] = {}  # story -> when it was first seen without a job
         self.retried: dict[str, str] = {}  # story -> what `storyloom retry` said
+        self.resumed: dict[str, int] = {}  # story -> times resumed by the API during the run
         self._watch: asyncio.Task[None] | None = None
         self._n = 0
         self.t0 = time.monotonic()
@@ -170,9 +175,11 @@ class Cluster:
             "STORYLOOM_REDIS_URL": self.url,
             "STORYLOOM_DATA_DIR": str(self.data_dir),
             "STORYLOOM_IMAGE": f"fal:{IMAGE_MODEL}",
-            "STORYLOOM_VIDEO": f"fal:{VIDEO_MODEL}",
+            "STORYLOOM_VIDEO": self.video,
             "STORYLOOM_FAL_KEY": GOOD_KEY,
             "STORYLOOM_FAL_BASE_URL": self.fal.url,
+            "STORYLOOM_REPLICATE_API_TOKEN": GOOD_KEY,
+            "STORYLOOM_REPLICATE_BASE_URL": f"{self.replicate.url}/v1" if self.replicate else "",
             "STORYLOOM_POLL_INTERVAL_S": "0.1",
             "STORYLOOM_PROVIDER_TIMEOUT_S": "15",
             "STORYLOOM_STEP_TIMEOUT_S": "120",
@@ -204,6 +211,28 @@ class Cluster:
         self.note(f"SIGKILL {worker.name} with " +
                   (", ".join(f"{s[:6]}:{st}" for s, st in running.items()) or "nothing running"))
         return kill
+
+    async def wait_taken(self, sid: str, step: str, worker: Worker, limit_s: float) -> bool:
+        """Wait until ``worker`` runs the story's ``step`` job (its ``sl:running`` mark names
+        the worker's pid); False if it does not within ``limit_s``."""
+        assert self.rt is not None
+        deadline = time.monotonic() + limit_s
+        mark = f"-{worker.proc.pid}-".encode()
+        while time.monotonic() < deadline:
+            async for key in self.rt.redis.scan_iter(match=f"sl:running:{sid}:{step}:*"):
+                if mark in (await self.rt.redis.get(key) or b""):
+                    return True
+            await asyncio.sleep(0.02)
+        return False
+
+    async def wait_ready(self, worker: Worker, limit_s: float) -> None:
+        """Wait until the worker process has said it took the queue, plus a heartbeat."""
+        deadline = time.monotonic() + limit_s
+        while time.monotonic() < deadline:
+            if b"queue on" in worker.log.read_bytes():
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(2.0)
 
     def live_workers(self) -> list[Worker]:
         return [w for w in self.workers if w.alive]
@@ -345,6 +374,21 @@ class Cluster:
         self.note(f"storyloom retry {sid}: {said}")
         return said
 
+    async def resume_failed(self) -> None:
+        """Resume every story that failed with a reason, through the API ``storyloom retry``
+        uses (the CLI would run a worker of its own, which no kill would reach)."""
+        assert self.rt is not None
+        for sid in self.story_ids:
+            if self.status.get(sid) != Status.failed:
+                continue
+            story = await self.rt.store.get(sid)
+            if story.status != Status.failed:
+                continue
+            assert story.error, f"story {sid} failed without a reason"
+            self.resumed[sid] = self.resumed.get(sid, 0) + 1
+            self.note(f"retry {sid} (failed: {story.error})")
+            await StoryAPI(self.rt).retry(sid)
+
     async def recover(self, timeout_s: float = 90) -> None:
         """Run ``storyloom retry`` for every failed or hanging story, as the operator would."""
         assert self.rt is not None
@@ -421,7 +465,10 @@ class Cluster:
                 "never" if k.running else "n/a" for k in self.kills) or "-"),
             f"hung stories: {len(self.stuck)}"
             + "".join(f"; {s} {t:.0f}s" for s, t in self.stuck.items()),
-            "retries: " + (", ".join(f"{s} -> {r}" for s, r in self.retried.items()) or "-"),
+            "resumed during the run (failed with a reason, then retried): "
+            + (", ".join(f"{s} x{n}" for s, n in self.resumed.items()) or "-"),
+            "storyloom retry: " + (", ".join(f"{s} -> {r}" for s, r in self.retried.items())
+                                   or "-"),
             f"paid requests: {sum(1 for j in bill.jobs if j.billed)} of {len(bill.jobs)} "
             f"submitted; repeated paid calls: {paid_repeats}; identical resubmissions of a "
             f"request the service had accepted: {repeats}",
@@ -435,8 +482,9 @@ class Cluster:
         billed = [j for j in self.fal.ledger.jobs if j.kind == kind and j.billed]
         steps = {"image": ("cast", "storyboard"), "video": ("animate",)}[kind]
         recorded = sum(c.usd for s in out.stories for c in s.costs if c.step in steps)
-        return (f"{kind}: {len(billed)} billed ${sum(j.usd for j in billed):.4f} / "
-                f"recorded ${recorded:.4f}")
+        services = "+".join(sorted({j.service for j in billed}))
+        return (f"{kind}: {len(billed)} billed by {services or '-'} "
+                f"${sum(j.usd for j in billed):.4f} / recorded ${recorded:.4f}")
 
 
 def report(out: Outcome, cluster: Cluster) -> str:

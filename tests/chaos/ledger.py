@@ -29,7 +29,7 @@ from aiohttp import web
 
 from providers.pricing import PriceTable
 from tests.fakes.base import RECORDED, load, png
-from tests.fakes.services import FakeFal
+from tests.fakes.services import FakeFal, FakeReplicate
 
 QUEUED_SHARE = 0.2  # the part of a job's latency spent IN_QUEUE (cancellable for free)
 
@@ -42,6 +42,7 @@ def fingerprint(model: str, inputs: Any) -> str:
 
 @dataclass
 class Job:
+    service: str
     id: str
     model: str
     kind: str  # image | video | audio
@@ -72,11 +73,11 @@ class Job:
 
     def line(self, t0: float) -> str:
         flags = [f for f, on in (("rejected", self.rejected),
-                                 ("cancelled-in-queue", self.cancelled_in_queue),
+                                 ("cancelled-unmade", self.cancelled_in_queue),
                                  ("cancel-requested", self.cancel_requested),
                                  ("result-fetched", self.fetched)) if on]
-        return (f"t={self.submitted - t0:7.2f}s {self.kind:<5} fp={self.fp} id={self.id[:8]} "
-                f"${self.usd:.4f} ({self.units:g} {self.unit}) polls={self.polls} "
+        return (f"t={self.submitted - t0:7.2f}s {self.service} {self.kind:<5} fp={self.fp} "
+                f"id={self.id[:8]} ${self.usd:.4f} ({self.units:g} {self.unit}) polls={self.polls} "
                 f"{' '.join(flags)} | {self.prompt[:60]!r}")
 
 
@@ -132,12 +133,12 @@ class BilledFal(FakeFal):
     """FakeFal on a clock, with a request log and a bill (see the module docstring)."""
 
     def __init__(self, rng: random.Random, clip: bytes, latency: tuple[float, float] = (0.5, 1.0),
-                 prices: PriceTable | None = None) -> None:
+                 ledger: Bill | None = None) -> None:
         self.rng = rng
         self.clip = clip
         self.latency = latency
-        self.prices = prices or PriceTable()
-        self.ledger = Bill()
+        self.prices = PriceTable()
+        self.ledger = ledger or Bill()
         self.by_id: dict[str, Job] = {}
         # a predicate on (kind, inputs): the app refuses matching requests (a failing scene)
         self.reject: Callable[[str, dict[str, Any]], bool] | None = None
@@ -168,7 +169,8 @@ class BilledFal(FakeFal):
         kind = _kind(model)
         units, unit, usd = self._charge(model, kind, inputs)
         job = Job(
-            id=str(uuid.uuid4()), model=model, kind=kind, fp=fingerprint(model, inputs),
+            service="fal", id=str(uuid.uuid4()), model=model, kind=kind,
+            fp=fingerprint(model, inputs),
             prompt=str(inputs.get("prompt", "")), submitted=asyncio.get_running_loop().time(),
             latency=self.rng.uniform(*self.latency), units=units, unit=unit, usd=usd,
         )
@@ -234,3 +236,99 @@ class BilledFal(FakeFal):
         payload["images"] = payload["images"] * int(inputs.get("num_images", 1))
         payload["has_nsfw_concepts"] = [False] * len(payload["images"])
         return web.json_response(payload)
+
+
+class BilledReplicate(FakeReplicate):
+    """Replicate's predictions on the same clock and ledger as :class:`BilledFal`: ``starting``,
+    then ``processing``, then ``succeeded`` at the seeded latency. A prediction canceled before
+    it succeeds makes nothing and, for these per-output models, costs nothing."""
+
+    def __init__(self, rng: random.Random, clip: bytes, ledger: Bill,
+                 latency: tuple[float, float] = (0.5, 1.0)) -> None:
+        self.rng, self.clip, self.ledger, self.latency = rng, clip, ledger, latency
+        self.prices = PriceTable()
+        self.by_id: dict[str, Job] = {}
+        self.canceled: set[str] = set()
+        super().__init__()
+
+    def _state(self, pid: str) -> dict[str, Any]:
+        """The prediction as it stands now (its status follows the clock)."""
+        entry = self.predictions[pid]
+        pred, job = entry["pred"], self.by_id[pid]
+        if pred["status"] in ("starting", "processing"):
+            age = asyncio.get_running_loop().time() - job.submitted
+            if age >= job.latency:
+                pred["status"] = "succeeded"
+                urls = []
+                for _ in range(entry["n"]):
+                    name = uuid.uuid4().hex
+                    if job.kind == "video":
+                        self.files[name] = (self.clip, "video/mp4")
+                    else:
+                        digest = bytes.fromhex(job.fp)
+                        self.files[name] = (png((digest[2], digest[0], digest[1]), (64, 64)),
+                                            "image/png")
+                    urls.append(f"{self.url}/files/{name}")
+                pred["output"] = urls if job.kind == "image" else urls[0]
+            elif age >= job.latency * QUEUED_SHARE:
+                pred["status"] = "processing"
+        return dict(pred)
+
+    async def create(self, request: web.Request) -> web.Response:
+        if (denied := self.denied(request)) is not None:
+            return denied
+        body = request[RECORDED].json
+        model = (f"{request.match_info['owner']}/{request.match_info['name']}"
+                 if "owner" in request.match_info else "version:" + body["version"])
+        inputs = body["input"]
+        kind = "video" if "start_image" in inputs or "image" in inputs else "image"
+        if kind == "video":
+            units, unit = float(inputs.get("duration", 5)), "second"
+        else:
+            units, unit = float(inputs.get("num_outputs", 1)), "image"
+        usd = round(units * self.prices.price("replicate", model, unit).usd, 8)  # type: ignore[arg-type]
+        pid = uuid.uuid4().hex[:26]
+        job = Job(service="replicate", id=pid, model=model, kind=kind,
+                  fp=fingerprint(model, inputs), prompt=str(inputs.get("prompt", "")),
+                  submitted=asyncio.get_running_loop().time(),
+                  latency=self.rng.uniform(*self.latency), units=units, unit=unit, usd=usd)
+        self.ledger.jobs.append(job)
+        self.by_id[pid] = job
+        pred = load("replicate_prediction.json", id=pid, model=model, base=self.url + "/v1",
+                    status="starting")
+        pred["input"] = inputs
+        self.predictions[pid] = {"pred": pred, "kind": kind, "n": int(units) if kind == "image"
+                                 else 1, "polls": 0, "at": job.submitted}
+        return web.json_response(pred, status=201)
+
+    async def list(self, request: web.Request) -> web.Response:
+        if (denied := self.denied(request)) is not None:
+            return denied
+        results = [self._state(pid) for pid in reversed(self.predictions)]
+        return web.json_response({"previous": None, "next": None, "results": results})
+
+    async def get(self, request: web.Request) -> web.Response:
+        if (denied := self.denied(request)) is not None:
+            return denied
+        pid = request.match_info["id"]
+        if pid not in self.predictions:
+            return web.json_response({"detail": "Not found."}, status=404)
+        self.by_id[pid].polls += 1
+        pred = self._state(pid)
+        if pred["status"] == "succeeded":
+            self.by_id[pid].fetched = True
+        return web.json_response(pred)
+
+    async def cancel(self, request: web.Request) -> web.Response:
+        if (denied := self.denied(request)) is not None:
+            return denied
+        pid = request.match_info["id"]
+        if pid not in self.predictions:
+            return web.json_response({"detail": "Not found."}, status=404)
+        pred = self._state(pid)
+        if pred["status"] in ("starting", "processing"):
+            job = self.by_id[pid]
+            job.cancel_requested = job.cancelled_in_queue = True  # nothing made: not billed
+            self.predictions[pid]["pred"]["status"] = "canceled"
+            pred = dict(self.predictions[pid]["pred"])
+        return web.json_response(pred)
