@@ -42,7 +42,8 @@ CHAT = ChatRef(platform=Platform.cli, chat_id="chaos-room")
 IMAGE_MODEL = "fal-ai/flux/dev"
 VIDEO_MODEL = "fal-ai/kling-video/v1.6/standard/image-to-video"
 REPLICATE_VIDEO_MODEL = "kwaivgi/kling-v1.6-standard"
-STUCK_S = 60.0  # no progress for this long, with a worker alive: the story hangs
+STUCK_S = 180.0  # no progress for this long, with a worker alive: the story hangs
+RECOVERY_LIMIT_S = 45.0  # a restarted worker must get a killed story moving within this
 ORPHAN_S = 8.0  # in a running state this long with no arq job queued or running: it hangs
 IDEAS = [
     "A lighthouse keeper befriends a stranded whale",
@@ -214,11 +215,11 @@ class Cluster:
 
     async def wait_taken(self, sid: str, step: str, worker: Worker, limit_s: float) -> bool:
         """Wait until ``worker`` runs the story's ``step`` job (its ``sl:running`` mark names
-        the worker's pid); False if it does not within ``limit_s``."""
+        the worker's pid); False if it does not within ``limit_s`` or the story stops working."""
         assert self.rt is not None
         deadline = time.monotonic() + limit_s
         mark = f"-{worker.proc.pid}-".encode()
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and self.status.get(sid) in WORK_STATES:
             async for key in self.rt.redis.scan_iter(match=f"sl:running:{sid}:{step}:*"):
                 if mark in (await self.rt.redis.get(key) or b""):
                     return True
@@ -428,6 +429,12 @@ class Cluster:
             if videos[s.id] != 1:
                 p.append(f"story {s.id}: {videos[s.id]} 'video' events (the chat would show "
                          f"{'no' if videos[s.id] == 0 else videos[s.id]} video)")
+        for n, kill in enumerate(self.kills, 1):
+            if kill.running and (kill.recovered_s is None or kill.recovered_s > RECOVERY_LIMIT_S):
+                took = ("never" if kill.recovered_s is None
+                        else f"only after {kill.recovered_s:.1f}s")
+                p.append(f"kill {n} ({kill.worker} at {kill.at:.1f}s): the stories it stopped "
+                         f"moved again {took} (limit {RECOVERY_LIMIT_S:.0f}s)")
         for sid in self.stuck:
             if sid not in may_fail:
                 p.append(f"story {sid} hung {self.stuck[sid]:.0f}s in a running state with "
