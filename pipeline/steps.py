@@ -611,6 +611,11 @@ async def step_assemble(rt: Runtime, story_id: str, kw: dict[str, Any]) -> None:
             before_spending=lambda: _check_budget(rt, story, "assemble"))
         music_path = await rt.media.path(refs[0])
         music_usage: Usage | None = usage
+
+        def pay(s: Story, u: Usage = usage, k: str = music_key) -> None:
+            _charge(s, "music", u, k)  # now: the video may yet fail, the bed is paid
+
+        await rt.store.update(story_id, pay)
     else:
         music_usage, music_key = None, ""
 

@@ -324,6 +324,7 @@ class FakeReplicate(_Billing, _Keyed):
         self.polls_before_done = 2
         self.lose_answers = 0  # creations whose answer is held back for lose_for_s
         self.lose_for_s = 2.0
+        self.real_media = False  # clips a video assembler can read, not just sniffable bytes
         self.predictions: dict[str, dict[str, Any]] = {}
         self.files: dict[str, tuple[bytes, str]] = {}
         _Billing.__init__(self)
@@ -360,7 +361,8 @@ class FakeReplicate(_Billing, _Keyed):
         urls = []
         for _ in range(n):
             name = uuid.uuid4().hex
-            self.files[name] = {"video": (mp4(), "video/mp4"), "audio": (wav(1.0), "audio/wav"),
+            video = _REAL_MP4 if self.real_media and _REAL_MP4 else mp4()
+            self.files[name] = {"video": (video, "video/mp4"), "audio": (wav(1.0), "audio/wav"),
                                 "image": (png(), "image/png")}[kind]
             urls.append(f"{self.url}/files/{name}")
         pred["status"] = "succeeded"
@@ -387,6 +389,8 @@ class FakeReplicate(_Billing, _Keyed):
         self.predictions[pid] = {"pred": pred, "kind": kind, "n": n,
                                  "polls": self.polls_before_done,
                                  "at": asyncio.get_running_loop().time()}
+        if self.real_media:
+            await real_mp4()
         if self.sync:
             self._finish(pid, pred, kind, n)
         if self.lose_answers > 0:  # created, but the answer never arrives in time
