@@ -6,6 +6,11 @@ store, refs and usage in the cache) and only then advances the story. A rerun af
 the cache entry and makes no second provider call. Each step works only on what is missing (a
 scene without candidates, a clip for a frame that changed, a narration whose text changed), so a
 regeneration redoes one scene and reuses everything else.
+
+Money: a paid job is recorded in the call's job journal (``pipeline.journal``) the moment the
+service names it, so a rerun resumes it rather than buying it again; every call is charged to
+its story once, under its input key, and only to the story that paid for it; a fan-out over
+scenes succeeds or stops as a whole (see :func:`_each_scene`).
 """
 
 from __future__ import annotations
