@@ -6,6 +6,11 @@ store, refs and usage in the cache) and only then advances the story. A rerun af
 the cache entry and makes no second provider call. Each step works only on what is missing (a
 scene without candidates, a clip for a frame that changed, a narration whose text changed), so a
 regeneration redoes one scene and reuses everything else.
+
+Money: a paid job is recorded in the call's job journal (``pipeline.journal``) the moment the
+service names it, so a rerun resumes it rather than buying it again; every call is charged to
+its story once, under its input key, and only to the story that paid for it; a fan-out over
+scenes succeeds or stops as a whole (see :func:`_each_scene`).
 """
 
 from __future__ import annotations
@@ -611,6 +616,11 @@ async def step_assemble(rt: Runtime, story_id: str, kw: dict[str, Any]) -> None:
             before_spending=lambda: _check_budget(rt, story, "assemble"))
         music_path = await rt.media.path(refs[0])
         music_usage: Usage | None = usage
+
+        def pay(s: Story, u: Usage = usage, k: str = music_key) -> None:
+            _charge(s, "music", u, k)  # now: the video may yet fail, the bed is paid
+
+        await rt.store.update(story_id, pay)
     else:
         music_usage, music_key = None, ""
 

@@ -203,7 +203,7 @@ class ReplicateAnimator(_ReplicateBase):
         inputs: dict[str, Any] = {
             "prompt": motion_prompt(request),
             ("start_image" if "kling" in m else "image"): data_uri(request.image),
-            "duration": int(seconds) if "kling" in m else request.duration_s,
+            "duration": int(seconds) if "kling" in m else seconds,  # what is billed
             "aspect_ratio": nearest_aspect(request.width, request.height, ("16:9", "9:16", "1:1")),
             "seed": request.seed,
         }

@@ -35,6 +35,21 @@ async def mp3(seconds: float) -> bytes:
                        "-c:a", "libmp3lame", "-b:a", "64k", "-f", "mp3", "-"])
 
 
+_REAL_MP4: bytes | None = None
+
+
+async def real_mp4() -> bytes:
+    """A real (tiny, one second, H.264) MP4 that the assembler can read, made once."""
+    global _REAL_MP4
+    if _REAL_MP4 is None:
+        from providers.offline.ffmpeg import run_ffmpeg
+
+        _REAL_MP4 = await run_ffmpeg([
+            "-f", "lavfi", "-i", "color=c=navy:s=96x160:d=1:r=12", "-c:v", "libx264",
+            "-pix_fmt", "yuv420p", "-movflags", "frag_keyframe+empty_moov", "-f", "mp4", "-"])
+    return _REAL_MP4
+
+
 class _Keyed(FakeService):
     """Answers 401 in the service's own format unless the expected credential is sent."""
 
@@ -180,6 +195,8 @@ class FakeFal(_Billing, _Keyed):
         self.statuses = ["IN_QUEUE", "IN_PROGRESS", "COMPLETED"]
         self.refuse_words: set[str] = set()  # refused when the result is fetched
         self.reject_words: set[str] = set()  # refused at submission (422)
+        self.reject_nth: set[int] = set()  # the n-th submissions (from 1) are refused (422)
+        self.real_media = False  # clips a video assembler can read, not just sniffable bytes
         self.flag_nsfw = False
         self.never_complete = False
         self.files: dict[str, tuple[bytes, str]] = {}
@@ -208,7 +225,7 @@ class FakeFal(_Billing, _Keyed):
         app = "/".join(model.split("/")[:2])
         job_id = str(uuid.uuid4())
         prompt = str((request[RECORDED].json or {}).get("prompt", "")).lower()
-        if any(w in prompt for w in self.reject_words):
+        if any(w in prompt for w in self.reject_words) or len(self.submits()) in self.reject_nth:
             return web.json_response(load("fal_error_422_content_policy.json"), status=422)
         if (busy := self.admit(job_id)) is not None:
             return busy
@@ -283,7 +300,7 @@ class FakeFal(_Billing, _Keyed):
             self.files[name] = (wav(1.0), "audio/wav")
             return web.json_response(load("fal_result_audio.json", url=f"{self.url}/files/{name}"))
         if "video" in job["model"] or "i2v" in job["model"]:
-            self.files[name] = (mp4(), "video/mp4")
+            self.files[name] = (await real_mp4() if self.real_media else mp4(), "video/mp4")
             return web.json_response(load("fal_result_video.json", url=f"{self.url}/files/{name}"))
         self.files[name] = (png(), "image/png")
         payload = load("fal_result_image.json", url=f"{self.url}/files/{name}",
@@ -307,6 +324,7 @@ class FakeReplicate(_Billing, _Keyed):
         self.polls_before_done = 2
         self.lose_answers = 0  # creations whose answer is held back for lose_for_s
         self.lose_for_s = 2.0
+        self.real_media = False  # clips a video assembler can read, not just sniffable bytes
         self.predictions: dict[str, dict[str, Any]] = {}
         self.files: dict[str, tuple[bytes, str]] = {}
         _Billing.__init__(self)
@@ -343,7 +361,8 @@ class FakeReplicate(_Billing, _Keyed):
         urls = []
         for _ in range(n):
             name = uuid.uuid4().hex
-            self.files[name] = {"video": (mp4(), "video/mp4"), "audio": (wav(1.0), "audio/wav"),
+            video = _REAL_MP4 if self.real_media and _REAL_MP4 else mp4()
+            self.files[name] = {"video": (video, "video/mp4"), "audio": (wav(1.0), "audio/wav"),
                                 "image": (png(), "image/png")}[kind]
             urls.append(f"{self.url}/files/{name}")
         pred["status"] = "succeeded"
@@ -370,6 +389,8 @@ class FakeReplicate(_Billing, _Keyed):
         self.predictions[pid] = {"pred": pred, "kind": kind, "n": n,
                                  "polls": self.polls_before_done,
                                  "at": asyncio.get_running_loop().time()}
+        if self.real_media:
+            await real_mp4()
         if self.sync:
             self._finish(pid, pred, kind, n)
         if self.lose_answers > 0:  # created, but the answer never arrives in time
