@@ -45,8 +45,8 @@ log = logging.getLogger(__name__)
 
 QUEUE = default_queue_name
 HEALTH_KEY = QUEUE + health_check_key_suffix
-HEARTBEAT_S = 1.5
-HEARTBEAT_TTL_S = 5
+HEARTBEAT_S = 2
+HEARTBEAT_TTL_S = 8  # other machines: a missed beat or two under load is not death
 
 STEPS = ("script", "cast", "storyboard", "animate", "voice", "assemble")
 
