@@ -31,6 +31,7 @@ from pipeline.events import EventKind, StoryEvent, stream_key
 from pipeline.models import WORK_STATES, ChatRef, Platform, Status, Story, UserRef
 from pipeline.runtime import Runtime
 from pipeline.settings import load_settings
+from pipeline.steps import STEP_STATUS
 from tests.chaos.ledger import BilledFal, BilledReplicate
 from tests.fakes.services import GOOD_KEY
 
@@ -113,6 +114,7 @@ class Cluster:
         self.stuck: dict[str, float] = {}  # story -> seconds without progress when found stuck
         self.orphaned: dict[str, float] = {}  # story -> when it was first seen without a job
         self.retried: dict[str, str] = {}  # story -> what `storyloom retry` said
+        self.misfailed: list[str] = []  # failures charged to a step the story had left
         self.resumed: dict[str, int] = {}  # story -> times resumed by the API during the run
         self._watch: asyncio.Task[None] | None = None
         self._n = 0
@@ -278,9 +280,17 @@ class Cluster:
                     for kill in self.kills:
                         if kill.recovered_s is None and sid in kill.running:
                             kill.recovered_s = self.clock() - kill.at
-                if story.status != self.status.get(sid):
+                before = self.status.get(sid)
+                if story.status != before:
                     self.note(f"story {sid[:6]} -> {story.status.value}"
                               + (f" ({story.error})" if story.error else ""))
+                    step_status = STEP_STATUS.get(story.failed_step or "")
+                    if (story.status == Status.failed and before in WORK_STATES
+                            and step_status in WORK_STATES  # an earlier step: a stale job
+                            and WORK_STATES.index(step_status) < WORK_STATES.index(before)):
+                        self.misfailed.append(
+                            f"story {sid} was failed by its {story.failed_step} step while it "
+                            f"was {before.value} ({story.error})")
                 self.status[sid] = story.status
             await asyncio.sleep(0.1)
 
@@ -435,6 +445,7 @@ class Cluster:
                         else f"only after {kill.recovered_s:.1f}s")
                 p.append(f"kill {n} ({kill.worker} at {kill.at:.1f}s): the stories it stopped "
                          f"moved again {took} (limit {RECOVERY_LIMIT_S:.0f}s)")
+        p.extend(self.misfailed)
         for sid in self.stuck:
             if sid not in may_fail:
                 p.append(f"story {sid} hung {self.stuck[sid]:.0f}s in a running state with "
