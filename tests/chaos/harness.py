@@ -398,7 +398,8 @@ class Cluster:
             assert story.error, f"story {sid} failed without a reason"
             self.resumed[sid] = self.resumed.get(sid, 0) + 1
             self.note(f"retry {sid} (failed: {story.error})")
-            await StoryAPI(self.rt).retry(sid)
+            story = await StoryAPI(self.rt).retry(sid)
+            self.status[sid], self.progress_at[sid] = story.status, time.monotonic()
 
     async def recover(self, timeout_s: float = 90) -> None:
         """Run ``storyloom retry`` for every failed or hanging story, as the operator would."""

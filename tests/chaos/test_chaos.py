@@ -29,7 +29,7 @@ async def _finish(cluster: Cluster, seed: int, results: Path | None, limit_s: fl
     """Let the stories end, retry what failed or hangs (``storyloom retry``), then judge."""
     await cluster.settle(limit_s)
     await cluster.recover()
-    await cluster.settle(60)
+    await cluster.settle(120)
     out = await cluster.verdict(seed, may_fail=may_fail)
     await cluster.stop_workers()
     record(out, cluster, results)
