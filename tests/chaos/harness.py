@@ -404,10 +404,9 @@ class Cluster:
     async def recover(self, timeout_s: float = 90) -> None:
         """Run ``storyloom retry`` for every failed or hanging story, as the operator would."""
         assert self.rt is not None
-        for sid in self.story_ids:
-            story = await self.rt.store.get(sid)
-            if story.status == Status.failed or sid in self.stuck:
-                await self.retry(sid, timeout_s)
+        todo = [sid for sid in self.story_ids
+                if sid in self.stuck or (await self.rt.store.get(sid)).status == Status.failed]
+        await asyncio.gather(*(self.retry(sid, timeout_s) for sid in todo))
 
     # ------------------------------------------------------------------ verdict
 

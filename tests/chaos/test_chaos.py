@@ -18,6 +18,7 @@ from tests.chaos.harness import REPLICATE_VIDEO_MODEL, Cluster, Outcome, record
 
 KILLS = 20
 STORIES = 5
+KILL_PHASE_S = 180.0  # the kills stop here even if fewer than KILLS were reached
 
 
 def _check(out: Outcome) -> None:
@@ -36,7 +37,7 @@ async def _finish(cluster: Cluster, seed: int, results: Path | None, limit_s: fl
     return out
 
 
-@pytest.mark.timeout(330)
+@pytest.mark.timeout(480)
 async def test_worker_killed_at_twenty_seeded_points(
     cluster: Cluster, seed: int, results: Path | None
 ) -> None:
@@ -48,8 +49,11 @@ async def test_worker_killed_at_twenty_seeded_points(
     worker = cluster.start_worker()
     since = time.monotonic()
     for _ in range(KILLS):
+        if cluster.clock() > KILL_PHASE_S:
+            cluster.note(f"kill phase over after {KILL_PHASE_S:.0f}s (machine too slow?)")
+            break
         await cluster.resume_failed()  # a story whose tries all died is resumed, as by a person
-        if await cluster.wait_progress(since, 90) is None:
+        if await cluster.wait_progress(since, 75) is None:
             break  # every story ended (or none moves): the rest is judged below
         await asyncio.sleep(cluster.rng.uniform(0.1, 1.5))
         if not cluster.unfinished():
