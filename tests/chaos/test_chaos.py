@@ -63,8 +63,8 @@ async def test_worker_killed_at_twenty_seeded_points(
         since = time.monotonic()
     cluster.note(f"{len(cluster.kills)} kills done")
     out = await _finish(cluster, seed, results, 150, frozenset(cluster.resumed))
-    assert len(cluster.kills) == KILLS, f"only {len(cluster.kills)} kill points were reached"
     _check(out)
+    assert len(cluster.kills) == KILLS, f"only {len(cluster.kills)} kill points were reached"
 
 
 @pytest.mark.timeout(240)
@@ -111,8 +111,8 @@ async def test_same_step_killed_five_times_in_a_row(
             pass
     cluster.note(f"{len(cluster.kills)} kills of the animate step")
     out = await _finish(cluster, seed, results, 120, may_fail)
-    assert len(cluster.kills) == 5, f"only {len(cluster.kills)} kills hit the animate step"
     _check(out)
+    assert len(cluster.kills) == 5, f"only {len(cluster.kills)} kills hit the animate step"
 
 
 @pytest.mark.timeout(240)
