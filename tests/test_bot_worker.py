@@ -50,6 +50,10 @@ async def test_telegram_worker_restarted_right_after_a_kill_runs_its_worker(
         procs.append(first)
         line = await asyncio.wait_for(asyncio.to_thread(_listening_line, first), 120)
         assert "(with a worker in this process)" in line
+        for _ in range(600):  # its first heartbeat follows the worker's start-up
+            if await worker_alive(rt.redis):
+                break
+            await asyncio.sleep(0.1)
         assert await worker_alive(rt.redis)
         first.send_signal(signal.SIGKILL)
         await asyncio.to_thread(first.wait, 10)
