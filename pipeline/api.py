@@ -10,12 +10,16 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import ValidationError
+
 from pipeline.errors import BadRequest
 from pipeline.events import EventKind, StoryEvent
-from pipeline.models import ChatRef, Scene, Status, Story, StoryOptions, UserRef
+from pipeline.models import WORK_STATES, ChatRef, Scene, Status, Story, StoryOptions, UserRef
 from pipeline.prompts import clean_idea, estimate_duration
-from pipeline.queue import abort_story_job, enqueue
+from pipeline.queue import abort_story_job, enqueue, status_step, story_job_active
+from pipeline.repair import STEP_ORDER, forget, missing_media
 from pipeline.runtime import Runtime
+from pipeline.settings import Settings
 from pipeline.steps import STEP_STATUS
 
 RegenKind = Literal["frame", "clip", "voice"]
@@ -28,23 +32,35 @@ def _redraw(scene: Scene) -> None:
     scene.picked = None
 
 
+def story_options(settings: Settings, **changes: object) -> StoryOptions:
+    """The settings' default options with ``changes`` (``None`` keeps a default), validated:
+    :class:`BadRequest` names the option and what it must be, before any story exists."""
+    s = settings
+    base: dict[str, object] = {
+        "aspect": s.default_aspect,
+        "scenes": s.default_scenes,
+        "style": s.default_style,
+        "voice": s.default_voice,
+        "resolution": s.default_resolution,
+        "candidates": s.candidates,
+        "size_cap_bytes": int(s.video_size_cap_mb * 1_000_000) or None,
+        "budget_usd": s.story_budget_usd or None,
+    }
+    base |= {k: v for k, v in changes.items() if v is not None}
+    try:
+        return StoryOptions.model_validate(base)
+    except ValidationError as err:
+        first = err.errors()[0]
+        name = ".".join(str(p) for p in first["loc"]) or "options"
+        raise BadRequest(f"option {name}: {first['msg']}") from None
+
+
 class StoryAPI:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
 
     def default_options(self, **changes: object) -> StoryOptions:
-        s = self.rt.settings
-        base = StoryOptions(
-            aspect=s.default_aspect,
-            scenes=s.default_scenes,
-            style=s.default_style,
-            voice=s.default_voice,
-            resolution=s.default_resolution,
-            candidates=s.candidates,
-            size_cap_bytes=int(s.video_size_cap_mb * 1_000_000) or None,
-            budget_usd=s.story_budget_usd or None,
-        )
-        return base.model_copy(update={k: v for k, v in changes.items() if v is not None})
+        return story_options(self.rt.settings, **changes)
 
     async def _publish(self, story: Story, kind: EventKind, **fields: object) -> None:
         await self.rt.outbox.publish(StoryEvent.of(story, kind, **fields))
@@ -153,14 +169,29 @@ class StoryAPI:
         return story
 
     async def retry(self, story_id: str) -> Story:
-        """Resume a failed story at the step that failed."""
+        """Resume a failed story at the step that failed, or a stuck one (in a working status
+        with no job that will move it on: its worker was killed) at the step it was in."""
         step_holder: list[str] = []
+        stuck = False
+        current = await self.rt.store.get(story_id)
+        if current.status in WORK_STATES:
+            stuck = not await story_job_active(self.rt.redis, story_id)
+        missing = await missing_media(current, self.rt.media.exists)
 
         def resume(s: Story) -> None:
+            if stuck and s.status in WORK_STATES:
+                step_holder.append(status_step(s.status.value))
+                return
             if s.status != Status.failed or not s.failed_step:
-                raise BadRequest("only a failed story can be retried")
-            step_holder.append(s.failed_step)
-            s.transition(STEP_STATUS[s.failed_step])
+                raise BadRequest("only a failed or stuck story can be retried; this one is "
+                                 f"{s.status.value}" + (" and its step is still queued or running"
+                                                        if s.status in WORK_STATES else ""))
+            step = s.failed_step
+            remake = forget(s, missing)  # made again by the steps from the earliest one
+            if remake is not None and STEP_ORDER.index(remake) < STEP_ORDER.index(step):
+                step = remake
+            step_holder.append(step)
+            s.transition(STEP_STATUS[step])
             s.error = None
 
         story = await self.rt.store.update(story_id, resume)

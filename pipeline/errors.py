@@ -51,9 +51,32 @@ class BadRequest(StoryloomError):
     """A request names a scene, candidate or option that does not exist."""
 
 
+class UsageError(StoryloomError):
+    """A command-line argument cannot be used (a bad option, an unwritable output path)."""
+
+
 class MediaNotFound(StoryloomError):
     pass
 
 
 class BudgetExceeded(StoryloomError):
     """A step would spend more than the story's or the group's budget allows."""
+
+
+class WorkLost(StoryloomError):
+    """A step's job is gone: its worker stopped (killed) on every try, or the queue lost it."""
+
+    def __init__(self, step: str, tries: int = 0) -> None:
+        times = f" {tries} times" if tries > 1 else ""
+        super().__init__(
+            f"the worker doing the {step} step stopped{times} before it finished; "
+            "retry the story to go on from there"
+        )
+        self.step = step
+
+
+class Interrupted(StoryloomError):
+    """The person stopped the command that was working on the story (Ctrl-C)."""
+
+    def __init__(self) -> None:
+        super().__init__("stopped with Ctrl-C before it finished")

@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import contextlib
 import getpass
+import os
 import shutil
 import socket
 import sys
@@ -19,15 +20,15 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from pipeline.api import StoryAPI
-from pipeline.errors import StoryloomError
+from pipeline.api import StoryAPI, story_options
+from pipeline.errors import BadRequest, StoryloomError, UsageError
 from pipeline.events import EventKind, StoryEvent
-from pipeline.models import ChatRef, Platform, Status, Story, UserRef
+from pipeline.models import ChatRef, Platform, Status, Story, StoryOptions, UserRef
 from pipeline.prompts import slug
-from pipeline.queue import worker_alive
+from pipeline.queue import HEARTBEAT_S
 from pipeline.runtime import Runtime
 from pipeline.settings import get_settings
-from pipeline.worker import BackgroundWorker
+from pipeline.worker import BackgroundWorker, WorkerGuard
 
 STEP_LABELS = {
     "script": "writing the script",
@@ -52,23 +53,34 @@ class Session:
         self.step_started: dict[str, float] = {}
         self.step_times: dict[str, float] = {}
         self.current = ""
-        self.worker: BackgroundWorker | None = None
+        self._next_check = 0.0
+        self.guard = WorkerGuard(rt)
 
     def say(self, text: str) -> None:
         print(text, file=self.out, flush=True)
 
+    @property
+    def worker(self) -> BackgroundWorker | None:
+        return self.guard.worker
+
     async def open(self) -> None:
         await self.rt.outbox.ensure_group(Platform.cli, self.group, start="$")
-        if not await worker_alive(self.rt.redis):
-            self.worker = BackgroundWorker(self.rt.settings, self.rt)
-            self.worker.start()
+        if await self.guard.check():
             self.say("(no worker running: working in this process)")
+        self._next_check = time.monotonic() + HEARTBEAT_S
+
+    async def _recheck_worker(self) -> None:
+        """The worker we relied on may have been killed since: then work in this process."""
+        if self.guard.in_process or time.monotonic() < self._next_check:
+            return
+        self._next_check = time.monotonic() + HEARTBEAT_S
+        if await self.guard.check():
+            self.say("(the worker stopped: working in this process)")
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):
             await self.rt.redis.xgroup_destroy(f"sl:events:{Platform.cli.value}", self.group)
-        if self.worker is not None:
-            await self.worker.stop()
+        await self.guard.stop()
 
     def _mark_step(self, step: str, at: float | None = None) -> None:
         """Time steps by when their events were made, not when this loop got to read them."""
@@ -98,6 +110,7 @@ class Session:
         while True:
             if self.worker is not None and not self.worker.running:
                 raise StoryloomError(f"the in-process worker stopped: {self.worker.failed}")
+            await self._recheck_worker()
             events = await self.rt.outbox.read(Platform.cli, self.group, "make", block_ms=500)
             for entry_id, ev in events:
                 await self.rt.outbox.ack(Platform.cli, self.group, entry_id)
@@ -170,17 +183,61 @@ async def _deliver(rt: Runtime, story: Story, out: Path | None) -> tuple[Path, P
     return out, sheet
 
 
-def _options_from(api: StoryAPI, args: argparse.Namespace) -> Any:
+FLAGS = {"size_cap_bytes": "--size-cap-mb", "style": "--style", "scenes": "--scenes",
+         "aspect": "--aspect", "resolution": "--resolution", "pick": "--pick"}
+
+
+def _options_from(settings: Any, args: argparse.Namespace) -> StoryOptions:
+    """The story's options from the command line, validated (:class:`UsageError` names the
+    flag) before anything is created or paid for."""
     cap = getattr(args, "size_cap_mb", None)
-    return api.default_options(
-        scenes=args.scenes,
-        aspect=args.aspect,
-        resolution=args.resolution,
-        style=args.style,
-        pick=args.pick,
-        music=False if args.no_music else None,
-        size_cap_bytes=int(cap * 1_000_000) if cap else None,
-    )
+    try:
+        return story_options(
+            settings,
+            scenes=args.scenes,
+            aspect=args.aspect,
+            resolution=args.resolution,
+            style=args.style,
+            pick=args.pick,
+            music=False if args.no_music else None,
+            size_cap_bytes=round(cap * 1_000_000) if cap is not None else None,
+        )
+    except BadRequest as err:
+        text = str(err).removeprefix("option ")
+        name, _, why = text.partition(": ")
+        if name == "size_cap_bytes":
+            raise UsageError(f"--size-cap-mb {cap:g}: the size cap must be at least 1 MB") from None
+        raise UsageError(f"{FLAGS.get(name, name)}: {why}") from None
+
+
+def check_text(what: str, value: str | None) -> None:
+    """A command-line argument the terminal sent in another encoding than UTF-8 (Python keeps
+    its bytes as surrogates, which no JSON document or chat can hold)."""
+    if value is None:
+        return
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError(f"{what} is not valid UTF-8 text; check the terminal's encoding "
+                         "(e.g. LANG=C.UTF-8)") from None
+
+
+def check_out(out: Path | None) -> None:
+    """Fail now, not after the story is paid for, when the video cannot be written to ``out``."""
+    if out is None:
+        return
+    check_text("--out", str(out))
+    if out.is_dir():
+        raise UsageError(f"--out {out}: is a folder; name the MP4 file to write")
+    folder = out.parent
+    while not folder.exists():
+        if folder == folder.parent:
+            break
+        folder = folder.parent
+    if not folder.is_dir():
+        raise UsageError(f"--out {out}: {folder} is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"--out {out}: {folder} is not writable")
 
 
 Begin = Callable[[StoryAPI, Session], Awaitable[tuple[Story, str, str]]]
@@ -194,20 +251,49 @@ async def _in_session(out: Path | None, begin: Begin) -> int:
     api = StoryAPI(rt)
     session = Session(rt, api, out_dir=out.parent if out else Path("storyloom-out"))
     started = time.monotonic()
+    story: Story | None = None
     try:
         await session.open()
         story, line, pick = await begin(api, session)
         session.say(line)
         story = await session.follow(story.id, pick)
         return await _finish(rt, session, story, out, started)
+    except asyncio.CancelledError:  # Ctrl-C: asyncio.run cancels this task
+        if story is not None:
+            await _interrupted(rt, session, story.id)
+        raise
     finally:
         await session.close()
         await rt.close()
 
 
+async def _interrupted(rt: Runtime, session: Session, story_id: str) -> None:
+    """Ctrl-C while following a story. Worked on in this process, it stops here and ends
+    failed, so ``storyloom retry`` resumes it where it stopped (nothing made is made again);
+    worked on by a worker elsewhere, it goes on there."""
+    from pipeline.errors import Interrupted
+    from pipeline.queue import abort_story_job, status_step
+    from pipeline.steps import on_failure
+
+    if not session.guard.in_process:
+        session.say(f"\nstory {story_id} goes on in the worker: storyloom status {story_id}")
+        return
+    await session.guard.stop()
+    story = await rt.store.get(story_id)
+    if story.finished or story.status == Status.awaiting_approval:
+        return
+    await abort_story_job(rt.redis, story_id)
+    await on_failure(rt, story_id, status_step(story.status.value), Interrupted())
+    session.say(f"\nstory {story_id} stopped; resume it with: storyloom retry {story_id}")
+
+
 async def make_story(args: argparse.Namespace) -> int:
+    check_text("the idea", args.idea)
+    check_text("--style", args.style)
+    check_out(args.out)
+    options = _options_from(get_settings(), args)
+
     async def begin(api: StoryAPI, session: Session) -> tuple[Story, str, str]:
-        options = _options_from(api, args)
         owner = UserRef(platform=Platform.cli, user_id=getpass.getuser())
         chat = ChatRef(platform=Platform.cli, chat_id=socket.gethostname())
         story = await api.start_story(args.idea, owner, chat, options)
@@ -219,6 +305,9 @@ async def make_story(args: argparse.Namespace) -> int:
 
 
 async def retry_story(args: argparse.Namespace) -> int:
+    check_text("the story id", args.story_id)
+    check_out(args.out)
+
     async def begin(api: StoryAPI, session: Session) -> tuple[Story, str, str]:
         story = await api.retry(args.story_id)
         return story, f"story {story.id}: resuming at {story.status.value}", story.options.pick
@@ -227,6 +316,9 @@ async def retry_story(args: argparse.Namespace) -> int:
 
 
 async def regen_story(args: argparse.Namespace) -> int:
+    check_text("the story id", args.story_id)
+    check_out(args.out)
+
     async def begin(api: StoryAPI, session: Session) -> tuple[Story, str, str]:
         story = await api.regenerate(args.story_id, args.scene - 1, args.what)
         return story, f"story {story.id}: redoing the {args.what} of scene {args.scene}", "auto"
@@ -240,6 +332,7 @@ async def _finish(rt: Runtime, session: Session, story: Story, out: Path | None,
         session.say(f"✗ story {story.id} {story.status.value}: {story.error or ''}".rstrip(": "))
         if story.status == Status.failed:
             session.say(f"  resume it with: storyloom retry {story.id}")
+            session.say(f"  details: {rt.settings.log_file}")
         return 1
     video, sheet = await _deliver(rt, story, out)
     session.say(f"\n✓ “{story.title}” ({story.video.duration_s:.1f} s) in "

@@ -83,16 +83,26 @@ class LocalMediaStore:
         try:
             return await asyncio.to_thread(target.read_bytes)
         except FileNotFoundError:
-            raise MediaNotFound(f"media {ref.key} is missing from {self.root}") from None
+            raise MediaNotFound(f"media {ref.key} is missing from the media store") from None
 
     async def path(self, ref: MediaRef) -> Path:
         target = self._file(ref.key)
         if not target.exists():
-            raise MediaNotFound(f"media {ref.key} is missing from {self.root}")
+            raise MediaNotFound(f"media {ref.key} is missing from the media store")
         return target
 
     async def exists(self, ref: MediaRef) -> bool:
         return self._file(ref.key).exists()
+
+    async def delete(self, ref: MediaRef) -> int:
+        """Remove the file (retention); return the bytes freed."""
+        target = self._file(ref.key)
+        try:
+            size = target.stat().st_size
+            await asyncio.to_thread(target.unlink)
+        except FileNotFoundError:
+            return 0
+        return size
 
     def public_url(self, ref: MediaRef) -> str | None:
         if not self.public_base_url:

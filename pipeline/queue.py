@@ -7,12 +7,20 @@ retryable failure is retried with exponential backoff and jitter.
 arq only re-runs a job whose worker was SIGKILLed once the job's in-progress lock expires (the
 step timeout). Workers here also keep a heartbeat and note which job they run; a starting worker
 releases the locks of jobs whose worker has no heartbeat, so a killed worker's job resumes at once.
+
+A heartbeat names its host and process. It expires after a few seconds, and on its own host a
+heartbeat whose process is gone counts as dead at once, so a killed worker cannot look alive.
+
+Each restart of a killed job counts as an arq try. A job is allowed one try more than the step's
+retries; the wrapper that sees that extra try knows every earlier try was lost with its worker and
+fails the story (a reason and an event) instead of letting arq drop the job in silence.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import random
@@ -24,6 +32,7 @@ from typing import Any
 from arq import Retry
 from arq.connections import ArqRedis, RedisSettings
 from arq.constants import default_queue_name, health_check_key_suffix, in_progress_key_prefix
+from arq.cron import cron
 from arq.jobs import Job, JobStatus
 from arq.worker import Function, Worker, func
 from redis.exceptions import RedisError
@@ -37,7 +46,7 @@ log = logging.getLogger(__name__)
 QUEUE = default_queue_name
 HEALTH_KEY = QUEUE + health_check_key_suffix
 HEARTBEAT_S = 2
-HEARTBEAT_TTL_S = 6
+HEARTBEAT_TTL_S = 8  # other machines: a missed beat or two under load is not death
 
 STEPS = ("script", "cast", "storyboard", "animate", "voice", "assemble")
 
@@ -120,22 +129,85 @@ async def health(redis: ArqRedis) -> str | None:
     return raw.decode() if raw else None
 
 
-async def _heartbeat(redis: ArqRedis, worker_id: str) -> None:
-    """Say this worker is alive, and free the jobs of workers that stopped saying so."""
+def heartbeat_key(worker_id: str) -> str:
+    return f"sl:worker:{worker_id}"
+
+
+def pid_alive(pid: int) -> bool:
+    """True when process ``pid`` of this machine is running (a zombie is not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            return fh.read().rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return True
+
+
+def _beat_value() -> str:
+    return json.dumps({"host": socket.gethostname(), "pid": os.getpid()})
+
+
+def _beat_is_dead(raw: bytes | None) -> bool:
+    """A heartbeat that a dead process left behind: gone, or from a stopped process here."""
+    if raw is None:
+        return True
+    try:
+        beat = json.loads(raw)
+        host, pid = beat["host"], int(beat["pid"])
+    except (ValueError, KeyError, TypeError):
+        return False  # an older worker's plain beat: trusted until it expires
+    return host == socket.gethostname() and not pid_alive(pid)
+
+
+async def beat(redis: ArqRedis, worker_id: str) -> None:
+    """One heartbeat: this worker is alive for the next few seconds."""
+    await redis.set(heartbeat_key(worker_id), _beat_value(), ex=HEARTBEAT_TTL_S)
+
+
+async def _heartbeat(redis: ArqRedis, worker_id: str, on_beat: Callable[[], Awaitable[None]]
+                     | None = None) -> None:
+    """Say this worker is alive, free the jobs of workers that stopped saying so, and (now and
+    then) fail the stories whose job is gone."""
     while True:
         try:
-            await redis.set(f"sl:worker:{worker_id}", "1", ex=HEARTBEAT_TTL_S)
+            await beat(redis, worker_id)
             await release_orphans(redis)
+            if on_beat is not None:
+                await on_beat()
         except (OSError, RedisError) as err:  # Redis restarting: try again next beat
             log.warning("heartbeat failed", extra={"worker": worker_id, "err": str(err)})
+        except Exception:
+            log.exception("heartbeat chores failed", extra={"worker": worker_id})
         await asyncio.sleep(HEARTBEAT_S)
 
 
+async def worker_is_live(redis: ArqRedis, worker_id: str) -> bool:
+    """True while the worker's heartbeat is fresh and (on this machine) its process runs."""
+    key = heartbeat_key(worker_id)
+    raw = await redis.get(key)
+    if raw is not None and _beat_is_dead(raw):
+        await redis.delete(key)
+        return False
+    return raw is not None
+
+
 async def worker_alive(redis: ArqRedis) -> bool:
-    """True when some worker's heartbeat is fresh (any process, any machine)."""
-    async for _ in redis.scan_iter(match="sl:worker:*", count=100):
-        return True
+    """True when some worker's heartbeat is fresh (any process, any machine), leaving out the
+    heartbeats of processes on this machine that are gone (killed before they could clear it)."""
+    async for key in redis.scan_iter(match="sl:worker:*", count=100):
+        if await worker_is_live(redis, key.decode().removeprefix("sl:worker:")):
+            return True
     return False
+
+
+async def clear_heartbeat(redis: ArqRedis, worker_id: str) -> None:
+    with contextlib.suppress(OSError, RedisError):
+        await redis.delete(heartbeat_key(worker_id))
 
 
 async def release_orphans(redis: ArqRedis) -> list[str]:
@@ -146,7 +218,7 @@ async def release_orphans(redis: ArqRedis) -> list[str]:
         owner = await redis.get(key)
         if owner is None:
             continue
-        if not await redis.exists(f"sl:worker:{owner.decode()}"):
+        if not await worker_is_live(redis, owner.decode()):
             await redis.delete(in_progress_key_prefix + jid, key)
             released.append(jid)
     if released:
@@ -154,18 +226,80 @@ async def release_orphans(redis: ArqRedis) -> list[str]:
     return released
 
 
+ACTIVE = (JobStatus.queued, JobStatus.deferred, JobStatus.in_progress)
+STUCK_AFTER_S = 20.0
+SWEEP_EVERY_S = 10.0
+
+
+async def story_job_active(redis: ArqRedis, story_id: str) -> bool:
+    """True while the story's latest job is waiting, deferred for a retry, or running."""
+    raw = await redis.get(f"sl:job:{story_id}")
+    if raw is None:
+        return False
+    return await Job(raw.decode(), redis).status() in ACTIVE
+
+
+async def stuck_stories(rt: Runtime, older_than_s: float = STUCK_AFTER_S) -> list[str]:
+    """Stories in a working status that no job will move on: their job is gone (dropped after
+    its tries, expired, lost with a Redis that forgot it) and they have not changed for a while."""
+    from pipeline.models import WORK_STATES, now
+
+    found = []
+    for status in WORK_STATES:
+        for raw in await rt.redis.smembers(f"sl:status:{status.value}"):  # type: ignore[misc]
+            story_id = raw.decode()
+            if await story_job_active(rt.redis, story_id):
+                continue
+            try:
+                story = await rt.store.get(story_id)
+            except Exception:  # gone or damaged: not a stuck story
+                continue
+            if story.status == status and now() - story.updated_at >= older_than_s:
+                found.append(story_id)
+    return found
+
+
+def status_step(status: str) -> str:
+    """The step that works on a story in ``status``."""
+    return {"drafting": "script", "casting": "cast", "storyboarding": "storyboard",
+            "animating": "animate", "voicing": "voice", "assembling": "assemble"}[status]
+
+
+async def fail_stuck_stories(rt: Runtime, on_failure: FailureFn) -> list[str]:
+    """End every stuck story as failed, with a reason and an event, so it can be retried."""
+    from pipeline.errors import WorkLost
+
+    swept = await stuck_stories(rt)
+    for story_id in swept:
+        story = await rt.store.get(story_id)
+        step = status_step(story.status.value)
+        log.warning("failing a story whose job is gone", extra={"story_id": story_id,
+                                                               "step": step})
+        await on_failure(rt, story_id, step, WorkLost(step))
+    return swept
+
+
 def _wrap(step: str, fn: StepFn, on_failure: FailureFn, settings: Settings) -> Function:
+    last_try = settings.job_retries + 1
+
     async def run(ctx: dict[str, Any], story_id: str, kwargs: dict[str, Any]) -> str:
         rt: Runtime = ctx["rt"]
         jid = ctx["job_id"]
+        attempt = int(ctx.get("job_try", 1))
+        if attempt > last_try:
+            # arq allows one try more than the step's: every earlier try ended with its worker
+            # (killed), so this story ends failed and can be retried, rather than hang.
+            from pipeline.errors import WorkLost
+
+            await on_failure(rt, story_id, step, WorkLost(step, attempt - 1))
+            return f"{step} failed: its worker stopped {attempt - 1} times"
         await rt.redis.set(f"sl:running:{jid}", ctx["worker_id"], ex=settings.step_timeout_s * 4)
         try:
             await fn(rt, story_id, kwargs)
         except (Retry, asyncio.CancelledError):
             raise
         except Exception as err:
-            attempt = int(ctx.get("job_try", 1))
-            if is_retryable(err) and attempt <= settings.job_retries:
+            if is_retryable(err) and attempt < last_try:
                 delay = backoff_s(attempt)
                 log.warning(
                     "step failed, retrying",
@@ -175,7 +309,8 @@ def _wrap(step: str, fn: StepFn, on_failure: FailureFn, settings: Settings) -> F
             await on_failure(rt, story_id, step, err)
             return f"{step} failed: {err}"
         finally:
-            await rt.redis.delete(f"sl:running:{jid}")
+            with contextlib.suppress(OSError, RedisError):
+                await rt.redis.delete(f"sl:running:{jid}")
         return f"{step} done"
 
     run.__qualname__ = run.__name__ = f"step_{step}"
@@ -183,7 +318,7 @@ def _wrap(step: str, fn: StepFn, on_failure: FailureFn, settings: Settings) -> F
         run,
         name=step,
         timeout=max(10, int(settings.step_timeout_s * STEP_TIMEOUT_FACTOR[step])),
-        max_tries=settings.job_retries + 1,
+        max_tries=last_try + 1,
     )
 
 
@@ -195,14 +330,27 @@ def build_worker(
     burst: bool = False,
     runtime: Runtime | None = None,
     handle_signals: bool = True,
+    url: str | None = None,
 ) -> Worker:
     """An arq worker running the given step functions against one Runtime."""
 
     async def startup(ctx: dict[str, Any]) -> None:
         rt = runtime or await Runtime.open(settings)
         ctx["rt"] = rt
+        from pipeline.scratch import sweep_scratch
+
+        await asyncio.to_thread(sweep_scratch, settings.data_dir)
         ctx["worker_id"] = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        ctx["heartbeat"] = asyncio.create_task(_heartbeat(rt.redis, ctx["worker_id"]))
+        await beat(rt.redis, ctx["worker_id"])
+        sweep_at = [0.0]
+
+        async def chores() -> None:
+            loop = asyncio.get_running_loop()
+            if loop.time() >= sweep_at[0]:
+                sweep_at[0] = loop.time() + SWEEP_EVERY_S
+                await fail_stuck_stories(rt, on_failure)
+
+        ctx["heartbeat"] = asyncio.create_task(_heartbeat(rt.redis, ctx["worker_id"], chores))
         try:
             from providers import http as provider_http
 
@@ -220,17 +368,28 @@ def build_worker(
                 await task
         rt: Runtime | None = ctx.get("rt")
         if rt is not None:
-            await rt.redis.delete(f"sl:worker:{ctx['worker_id']}")
+            await clear_heartbeat(rt.redis, ctx["worker_id"])
             if runtime is None:
                 await rt.close()
 
-    url = (runtime.target.url if runtime else None) or _target_url(settings)
+    async def retention(ctx: dict[str, Any]) -> str:
+        from pipeline.gc import collect
+
+        return (await collect(ctx["rt"], dry_run=False)).summary()
+
+    crons = []
+    if settings.retention_media_days or settings.retention_story_days:
+        crons.append(cron(retention, name="retention", minute={17}, run_at_startup=True,
+                          timeout=3600))
+
+    url = url or (runtime.target.url if runtime else None) or _target_url(settings)
     redis_settings = RedisSettings.from_dsn(url)
     redis_settings.retry = riding_out_restarts()
     redis_settings.retry_on_error = RETRY_ON
     redis_settings.conn_retries = 30
     return Worker(
         functions=[_wrap(name, fn, on_failure, settings) for name, fn in steps.items()],
+        cron_jobs=crons,
         redis_settings=redis_settings,
         on_startup=startup,
         on_shutdown=shutdown,

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from pipeline.errors import SettingsError
@@ -81,6 +81,14 @@ class Settings(ProviderSettings):
     video_size_cap_mb: float = Field(0, ge=0, description="Default size cap in MB; 0 means none")
     story_budget_usd: float = Field(0, ge=0, description="Most one story may spend; 0 = no cap")
 
+    # --- retention (storyloom gc, and hourly in the worker when either is set)
+    retention_media_days: float = Field(
+        0, ge=0, description="Delete finished stories' frames, clips, voices after N days; 0 = keep"
+    )
+    retention_story_days: float = Field(
+        0, ge=0, description="Delete finished stories whole after N days; 0 = keep"
+    )
+
     # --- queue
     worker_concurrency: int = Field(4, ge=1, le=64, description="Jobs one worker runs at once")
     job_retries: int = Field(3, ge=0, le=20, description="Attempts per step job")
@@ -95,6 +103,38 @@ class Settings(ProviderSettings):
         if raw and urlsplit(raw).scheme not in ("redis", "rediss", "unix", "valkey", "valkeys"):
             raise ValueError("expected a redis://, rediss:// or unix:// URL, or empty")
         return SecretStr(raw)
+
+    @field_validator("script", "image", "video", "speech", "music")
+    @classmethod
+    def _check_chain(cls, v: str, info: ValidationInfo) -> str:
+        """An unknown provider name fails at start-up, not when a story reaches that step."""
+        from providers.registry import FACTORIES, parse_chain
+
+        capability = str(info.field_name)
+        known = sorted(n for (c, n) in FACTORIES if c == capability)
+        for name, _model in parse_chain(v):
+            if name not in known:
+                raise ValueError(f"unknown {capability} provider {name!r}; known: "
+                                 + ", ".join(known))
+        return v
+
+    def secret_values(self) -> list[str]:
+        """Every secret configured (tokens, keys, a Redis password): kept out of log lines."""
+        out = []
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr) and value.get_secret_value():
+                out.append(value.get_secret_value())
+                password = urlsplit(value.get_secret_value()).password if "://" in \
+                    value.get_secret_value() else None
+                if password:
+                    out.append(password)
+        return out
+
+    @property
+    def log_file(self) -> Path:
+        """Where the terminal commands (make, retry, regen) keep their detailed log."""
+        return self.data_dir / "logs" / "storyloom.log"
 
     @property
     def media_path(self) -> Path:

@@ -6,20 +6,27 @@ store, refs and usage in the cache) and only then advances the story. A rerun af
 the cache entry and makes no second provider call. Each step works only on what is missing (a
 scene without candidates, a clip for a frame that changed, a narration whose text changed), so a
 regeneration redoes one scene and reuses everything else.
+
+Money: a paid job is recorded in the call's job journal (``pipeline.journal``) the moment the
+service names it, so a rerun resumes it rather than buying it again; every call is charged to
+its story once, under its input key, and only to the story that paid for it; a fan-out over
+scenes succeeds or stops as a whole (see :func:`_each_scene`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import tempfile
+import re
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-from pipeline.budget import check_budget
-from pipeline.errors import CorruptStory, StoryloomError, StoryNotFound
+from pipeline.budget import check_budget, clip_length
+from pipeline.errors import CorruptStory, MediaNotFound, StoryloomError, StoryNotFound
 from pipeline.events import EventKind, StoryEvent
+from pipeline.journal import JobJournal
 from pipeline.models import (
     Character,
     Clip,
@@ -46,10 +53,12 @@ from pipeline.prompts import (
 )
 from pipeline.queue import enqueue, last_job_step
 from pipeline.runtime import Runtime
+from pipeline.scratch import scratch_dir
 from providers.base import (
     AnimateRequest,
     CharacterRef,
     ImageRequest,
+    JobStopped,
     Media,
     MusicRequest,
     ProviderError,
@@ -58,6 +67,7 @@ from providers.base import (
     SpeechRequest,
     Usage,
     WordTiming,
+    job_log,
 )
 from providers.pricing import PriceTable
 from providers.refusal import retry_refused
@@ -85,6 +95,13 @@ def _cost(step: str, usage: Usage, scene: int | None = None, key: str = "") -> C
         unit=usage.unit,
         usd=usage.usd,
     )
+
+
+def _charge(story: Story, step: str, usage: Usage, key: str, scene: int | None = None) -> None:
+    """Record what the call under ``key`` cost on the story, once: a step run again after a
+    crash, or a reused answer, finds the entry already there."""
+    if not any(c.key == key for c in story.costs):
+        story.costs.append(_cost(step, usage, scene, key))
 
 
 # What each step hands the story to: the status it leaves it in and the step that comes next.
@@ -145,20 +162,33 @@ async def _advance(rt: Runtime, story_id: str, src: Status, dst: Status, step: s
     return story
 
 
+# Set by a fan-out for the calls of its scenes: once set, their paid jobs are cancelled.
+_stop: ContextVar[asyncio.Event | None] = ContextVar("storyloom_fanout_stop", default=None)
+
+
 async def _cached_call(
     rt: Runtime, key: str, call: Callable[[], Awaitable[tuple[list[Media], Usage, Any]]],
-    before_spending: Callable[[], None] | None = None,
+    *, payer: str, before_spending: Callable[[], None] | None = None,
 ) -> tuple[list[MediaRef], Usage, Any]:
     """Run a provider call once per input key; media go to the media store before the key.
-    ``before_spending`` runs only when the call is really made (it may refuse, by raising)."""
+
+    The call runs with a job journal under the same key, so a paid job it started is resumed,
+    not bought again, when the step runs again. The usage returned is what ``payer`` (the story)
+    was billed: outputs another story paid for are reused at no cost. ``before_spending`` runs
+    only when the call is really made (it may refuse, by raising)."""
     hit = await rt.cache.get(key)
     if hit is not None:
         refs = [MediaRef.model_validate(r) for r in hit["media"]]
         if all([await rt.media.exists(r) for r in refs]):
-            return refs, Usage.model_validate(hit["usage"]), hit.get("extra")
+            usage = Usage.model_validate(hit["usage"])
+            if hit.get("paid_by", payer) != payer:
+                usage = usage.model_copy(update={"units": 0.0, "usd": 0.0})
+            return refs, usage, hit.get("extra")
     if before_spending is not None:
         before_spending()
-    media, usage, extra = await call()
+    journal = JobJournal(rt.redis, key, _stop.get())
+    with job_log(journal):
+        media, usage, extra = await call()
     refs = [await rt.media.put(m.data, m.mime) for m in media]
     await rt.cache.put(
         key,
@@ -166,8 +196,10 @@ async def _cached_call(
             "media": [r.model_dump() for r in refs],
             "usage": usage.model_dump(),
             "extra": extra,
+            "paid_by": payer,
         },
     )
+    await journal.clear()
     return refs, usage, extra
 
 
@@ -181,6 +213,11 @@ def _chain_spec(rt: Runtime, capability: str) -> str:
 
 def _check_budget(rt: Runtime, story: Story, step: str) -> None:
     check_budget(story, step, rt.providers, PriceTable(rt.settings.price_overrides))
+
+
+def _gives_up(err: BaseException) -> bool:
+    """A scene's failure that another attempt of the step will not mend."""
+    return not getattr(err, "retryable", False)
 
 
 Apply = Callable[[Story], None]
@@ -198,15 +235,29 @@ async def _each_scene(
     kind: EventKind = EventKind.progress,
     concurrency: int | None = None,
 ) -> None:
-    """Run ``work`` for each scene concurrently (bounded); apply each result to the story by
-    compare-and-set as soon as it is ready, and tell the chat "scene k of n"."""
-    limit = asyncio.Semaphore(max(1, concurrency or rt.settings.provider_concurrency))
+    """Run ``work`` for each scene at once (each provider's own limit bounds its jobs;
+    ``concurrency`` bounds local work); apply each result to the story by compare-and-set as
+    soon as it is ready, and tell the chat "scene k of n".
+
+    The fan-out succeeds or stops as a whole: when a scene fails for good, the other scenes'
+    paid jobs are cancelled (the service confirms it) or, where the service will finish them
+    anyway, waited for and recorded on the story, so nothing is left running that nobody will
+    record. A failure another attempt may mend stops nothing: the other scenes finish and are
+    kept, and the step's next attempt redoes only what failed."""
+    limit = asyncio.Semaphore(max(1, concurrency or len(scenes) or 1))
+    stop = asyncio.Event()
     total, done = len(scenes), 0
 
     async def one(scene: Scene) -> None:
         nonlocal done
-        async with limit:
-            apply = await work(scene)
+        _stop.set(stop)
+        try:
+            async with limit:
+                apply = await work(scene)
+        except Exception as err:
+            if _gives_up(err) and not isinstance(err, JobStopped):
+                stop.set()
+            raise
 
         def put(s: Story) -> None:
             _expect(status)(s)
@@ -217,7 +268,13 @@ async def _each_scene(
         await _emit(rt, updated, kind, step=step, scene=scene.index, current=done, total=total,
                     message=f"scene {scene.index + 1} {done_word}")
 
-    await asyncio.gather(*(one(sc) for sc in scenes))
+    outcomes = await asyncio.gather(*(one(sc) for sc in scenes), return_exceptions=True)
+    errors = [e for e in outcomes if isinstance(e, BaseException)]
+    if errors:
+        for err in errors:
+            if not isinstance(err, Exception):
+                raise err
+        raise next((e for e in errors if not isinstance(e, JobStopped)), errors[0])
 
 
 # --------------------------------------------------------------------------- script
@@ -267,13 +324,13 @@ async def step_script(rt: Runtime, story_id: str, kw: dict[str, Any]) -> None:
         script, usage = await rt.providers.script.run(lambda p: p.write(request))
         return [], usage, script.model_dump(mode="json")
 
-    _, usage, extra = await _cached_call(rt, key, call)
+    _, usage, extra = await _cached_call(rt, key, call, payer=story_id)
     script = Script.model_validate(extra)
 
     def fill(s: Story) -> None:
         _expect(Status.drafting)(s)
         apply_script(s, script)
-        s.costs.append(_cost("script", usage))
+        _charge(s, "script", usage, key)
 
     await rt.store.update(story_id, fill)
     await _advance(rt, story_id, Status.drafting, Status.casting, "cast")
@@ -309,16 +366,17 @@ async def step_cast(rt: Runtime, story_id: str, kw: dict[str, Any]) -> None:
             )
             return result.images[:1], result.usage, None
 
-        refs, usage, _ = await _cached_call(rt, key, call)
+        refs, usage, _ = await _cached_call(rt, key, call, payer=story_id)
 
         def put(
-            s: Story, cid: str = character.id, ref: MediaRef = refs[0], u: Usage = usage
+            s: Story, cid: str = character.id, ref: MediaRef = refs[0], u: Usage = usage,
+            k: str = key,
         ) -> None:
             _expect(Status.casting)(s)
             c = s.character(cid)
             if c is not None and c.reference is None:
                 c.reference = ref
-                s.costs.append(_cost("cast", u))
+            _charge(s, "cast", u, k)
 
         story = await rt.store.update(story_id, put)
     await _advance(rt, story_id, Status.casting, Status.storyboarding, "storyboard")
@@ -381,7 +439,7 @@ async def step_storyboard(rt: Runtime, story_id: str, kw: dict[str, Any]) -> Non
             )
             return result.images, result.usage, result.seeds
 
-        refs, usage, seeds = await _cached_call(rt, key, call)
+        refs, usage, seeds = await _cached_call(rt, key, call, payer=story_id)
         seeds = list(seeds or [])
         candidates = [
             FrameCandidate(
@@ -398,7 +456,7 @@ async def step_storyboard(rt: Runtime, story_id: str, kw: dict[str, Any]) -> Non
             target = s.scenes[scene.index]
             if target.generation == scene.generation and not target.candidates:
                 target.candidates = candidates
-                s.costs.append(_cost("storyboard", usage, scene.index))
+            _charge(s, "storyboard", usage, key, scene.index)
 
         return apply
 
@@ -441,7 +499,7 @@ async def step_animate(rt: Runtime, story_id: str, kw: dict[str, Any]) -> None:
             image=await _media(rt, frame.media),
             prompt=scene.shot,
             motion=motion_for_take(scene.motion, scene.take),
-            duration_s=min(30.0, scene.duration_s + 1.0),
+            duration_s=clip_length(scene),
             width=width,
             height=height,
             fps=rt.settings.fps,
@@ -456,7 +514,7 @@ async def step_animate(rt: Runtime, story_id: str, kw: dict[str, Any]) -> None:
             result = await rt.providers.video.run(lambda p: p.animate(request))
             return [result.clip], result.usage, result.duration_s
 
-        refs, usage, duration = await _cached_call(rt, key, call)
+        refs, usage, duration = await _cached_call(rt, key, call, payer=story_id)
         clip = Clip(media=refs[0], duration_s=float(duration), provider=usage.provider,
                     frame_id=frame.id)
 
@@ -464,7 +522,7 @@ async def step_animate(rt: Runtime, story_id: str, kw: dict[str, Any]) -> None:
             target = s.scenes[scene.index]
             if target.picked == frame.id:
                 target.clip = clip
-                s.costs.append(_cost("animate", usage, scene.index))
+            _charge(s, "animate", usage, key, scene.index)
 
         return apply
 
@@ -492,7 +550,7 @@ async def step_voice(rt: Runtime, story_id: str, kw: dict[str, Any]) -> None:
             words = [w.model_dump() for w in result.words]
             return [result.audio], result.usage, {"duration": result.duration_s, "words": words}
 
-        refs, usage, extra = await _cached_call(rt, key, call)
+        refs, usage, extra = await _cached_call(rt, key, call, payer=story_id)
         narration = Narration(
             media=refs[0],
             text=scene.narration,
@@ -505,7 +563,7 @@ async def step_voice(rt: Runtime, story_id: str, kw: dict[str, Any]) -> None:
             target = s.scenes[scene.index]
             if target.narration == narration.text:
                 target.voice = narration
-                s.costs.append(_cost("voice", usage, scene.index))
+            _charge(s, "voice", usage, key, scene.index)
 
         return apply
 
@@ -554,13 +612,19 @@ async def step_assemble(rt: Runtime, story_id: str, kw: dict[str, Any]) -> None:
 
         # a bed made before (the story reassembled after a regeneration) costs nothing more
         refs, usage, _ = await _cached_call(
-            rt, music_key, call, before_spending=lambda: _check_budget(rt, story, "assemble"))
+            rt, music_key, call, payer=story_id,
+            before_spending=lambda: _check_budget(rt, story, "assemble"))
         music_path = await rt.media.path(refs[0])
         music_usage: Usage | None = usage
+
+        def pay(s: Story, u: Usage = usage, k: str = music_key) -> None:
+            _charge(s, "music", u, k)  # now: the video may yet fail, the bed is paid
+
+        await rt.store.update(story_id, pay)
     else:
         music_usage, music_key = None, ""
 
-    with tempfile.TemporaryDirectory(prefix="storyloom-asm-") as tmp:
+    with scratch_dir(rt.settings.data_dir) as tmp:  # found and swept if this worker is killed
         spec = asm.AssemblySpec(
             scenes=cuts,
             music=music_path,
@@ -582,8 +646,8 @@ async def step_assemble(rt: Runtime, story_id: str, kw: dict[str, Any]) -> None:
     def finish(s: Story) -> None:
         _expect(Status.assembling)(s)
         s.video = final
-        if music_usage is not None and not any(c.key == music_key for c in s.costs):
-            s.costs.append(_cost("music", music_usage, key=music_key))  # charged once
+        if music_usage is not None:
+            _charge(s, "music", music_usage, music_key)  # once, however often reassembled
         s.error = None
         s.failed_step = None
         s.transition(Status.done)
@@ -606,13 +670,28 @@ STEP_STATUS = {
 }
 
 
+_STRUCTURED = re.compile(r"\{[^{}]*\}|\[[^\[\]]*\]")
+
+
+def plain_words(text: str, limit: int = 400) -> str:
+    """``text`` without the JSON a service may have put in it (objects and lists become
+    "(details in the log)"), on one line, at most ``limit`` characters."""
+    previous = None
+    while previous != text:
+        previous, text = text, _STRUCTURED.sub("\x00", text)
+    text = re.sub(r"\x00(\s*\x00)*", "(details in the log)", text)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
 def explain(err: BaseException) -> str:
-    """What went wrong, in words for the person who asked; never a key or a traceback."""
+    """What went wrong, in words for the person who asked; never a key, a traceback or a
+    service's raw answer."""
     message = getattr(err, "user_message", None)
     if isinstance(message, str):
         return message
     if isinstance(err, StoryloomError | ProviderError):
-        return str(err)
+        return plain_words(str(err))
     return f"an internal error ({type(err).__name__}) stopped this step"
 
 
@@ -625,6 +704,13 @@ async def on_failure(rt: Runtime, story_id: str, step: str, err: BaseException) 
         return
     log.error("step failed", extra={"story_id": story_id, "step": step}, exc_info=err)
     reason = explain(err)
+    if isinstance(err, MediaNotFound):  # say what of the story, never a server path
+        from pipeline.repair import describe, missing_media
+
+        try:
+            reason = describe(await missing_media(await rt.store.get(story_id), rt.media.exists))
+        except StoryloomError:
+            reason = describe([])
 
     def fail(s: Story) -> None:
         if s.finished:

@@ -8,6 +8,9 @@ provider submits, polls until its deadline and returns, or raises a :class:`Prov
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -22,6 +25,7 @@ class ProviderError(Exception):
     """A provider could not answer. ``retryable`` tells the chain whether trying again may help."""
 
     retryable: bool = False
+    status: int | None = None  # the HTTP status that said so, where one did
 
     def __init__(self, provider: str, message: str) -> None:
         super().__init__(f"{provider}: {message}")
@@ -52,6 +56,65 @@ class ProviderBadResponse(ProviderError):
 
 class ContentRefused(ProviderError):
     """The service refused the prompt on content-policy grounds."""
+
+
+class JobStopped(ProviderError):
+    """The caller gave up on this job (another part of its work failed) and the service
+    confirmed the cancellation: nothing was made and, by the service's rules, nothing billed."""
+
+
+# --------------------------------------------------------------------------- paid jobs
+
+
+class JobRef(BaseModel):
+    """A job a service accepted (fal ``request_id``, Replicate prediction id, ComfyUI prompt id)
+    and the URLs it gave to follow it: enough for another process to find it again."""
+
+    service: str
+    id: str
+    urls: dict[str, str] = Field(default_factory=dict)
+
+
+class JobLog(Protocol):
+    """Where a caller keeps the jobs its provider calls started, durably, so that a call made
+    again (after a crash, or by a retry) resumes its job instead of paying for a second one.
+
+    Entries are named by the provider (service, model and a hash of what was submitted); the
+    caller scopes them (by the call's input key). ``stopping`` is true once the caller has given
+    up on the work: a provider then cancels its job instead of waiting for it.
+    """
+
+    async def recall(self, entry: str) -> JobRef | None: ...
+
+    async def record(self, entry: str, job: JobRef) -> None: ...
+
+    async def forget(self, entry: str) -> None: ...
+
+    @property
+    def stopping(self) -> bool: ...
+
+    async def until_stopping(self) -> None:
+        """Return once ``stopping`` is true (a provider waits on it between status checks)."""
+        ...
+
+
+_job_log: ContextVar[JobLog | None] = ContextVar("storyloom_job_log", default=None)
+
+
+def current_job_log() -> JobLog | None:
+    """The job log the caller set for the provider calls it is making, if any."""
+    return _job_log.get()
+
+
+@contextmanager
+def job_log(journal: JobLog | None) -> Iterator[None]:
+    """Make ``journal`` the job log of the provider calls made inside the block (and of the
+    tasks they start). Request types stay free of it, so every provider keeps its signature."""
+    token = _job_log.set(journal)
+    try:
+        yield
+    finally:
+        _job_log.reset(token)
 
 
 # --------------------------------------------------------------------------- shared shapes

@@ -26,13 +26,22 @@ import aiohttp
 from providers.base import (
     ImageRequest,
     ImageResult,
+    JobRef,
     Media,
     ProviderBadRequest,
     ProviderBadResponse,
     ProviderUnavailable,
 )
 from providers.config import ProviderSettings
-from providers.http import Probe, Service, compose_prompt, field_of, poll_until, probe
+from providers.http import (
+    Probe,
+    Service,
+    compose_prompt,
+    field_of,
+    poll_until,
+    probe,
+    run_job,
+)
 from providers.pricing import PriceTable
 
 log = logging.getLogger(__name__)
@@ -61,6 +70,18 @@ def _error_text(data: Any) -> str:
         return "unknown error"
     node = data.get("node_type") or data.get("node_id") or "?"
     return f"{data.get('exception_type', 'error')} in {node}: {data.get('exception_message', '')}"
+
+
+def _node_errors(errors: Any) -> str:
+    """ComfyUI's ``node_errors`` (node id -> class and errors) as words."""
+    parts = []
+    for node in errors.values() if isinstance(errors, dict) else []:
+        if not isinstance(node, dict):
+            continue
+        for e in node.get("errors") or []:
+            if isinstance(e, dict):
+                parts.append(f"{node.get('class_type', 'a node')}: {e.get('message', 'error')}")
+    return "; ".join(parts)[:300] or "the workflow has errors"
 
 
 class ComfyUIImageGenerator:
@@ -144,20 +165,28 @@ class ComfyUIImageGenerator:
             except (aiohttp.ClientError, OSError) as err:
                 log.info("ComfyUI websocket unavailable, polling", extra={"reason": str(err)})
                 ws = None
-            try:
+
+            async def submit() -> JobRef:
                 queued = await self.service.json(
                     "POST", f"{self.base_url}/prompt",
                     json={"prompt": workflow, "client_id": client_id}, what="queue prompt",
                 )
                 prompt_id = str(field_of(NAME, queued, "prompt_id"))
                 if queued.get("node_errors"):
-                    raise ProviderBadRequest(NAME, f"workflow rejected: {queued['node_errors']}")
-                if ws is not None:
-                    await self._follow(ws, prompt_id)
+                    raise ProviderBadRequest(NAME, "workflow rejected: "
+                                             + _node_errors(queued["node_errors"]))
+                return JobRef(service=NAME, id=prompt_id, urls={"client": client_id})
+
+            async def follow(job: JobRef) -> list[dict[str, Any]]:
+                if ws is not None and job.urls.get("client") == client_id:
+                    await self._follow(ws, job.id)  # a resumed prompt is followed by history
+                return await self._outputs(job.id)
+
+            try:
+                outputs = await run_job(self.service, self.model, workflow, submit, follow)
             finally:
                 if ws is not None:
                     await ws.close()
-        outputs = await self._outputs(prompt_id)
         images = [await self._view(item) for item in outputs]
         if not images:
             raise ProviderBadResponse(NAME, "the workflow produced no output images")

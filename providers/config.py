@@ -35,13 +35,16 @@ class ProviderSettings(BaseSettings):
     elevenlabs_base_url: str = Field("https://api.elevenlabs.io", description="ElevenLabs URL")
     comfyui_url: str = Field("", description="Self-hosted ComfyUI base URL")
     comfyui_workflow: Path | None = Field(None, description="ComfyUI workflow JSON template")
-    provider_concurrency: int = Field(4, ge=1, le=64, description="In-flight calls per provider")
+    provider_concurrency: int = Field(
+        4, ge=1, le=64, description="Jobs running at once per provider (submit to result)"
+    )
     provider_timeout_s: float = Field(60.0, gt=0, description="Timeout of one provider call")
     video_deadline_s: float = Field(900.0, gt=0, description="How long to poll a video job")
     price_overrides: str = Field("", description="JSON price table overrides per provider:model")
     provider_concurrency_total: int = Field(
         0, ge=0, le=1024,
-        description="In-flight calls per provider across all workers (Redis); 0 = off",
+        description="Jobs running at once per provider across all workers (Redis); "
+        "0 = provider_concurrency",
     )
     provider_retries: int = Field(3, ge=0, le=10, description="Retries on 429, 5xx and timeouts")
     image_deadline_s: float = Field(300.0, gt=0, description="How long to poll an image job")

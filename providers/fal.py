@@ -21,9 +21,11 @@ from providers.base import (
     ContentRefused,
     ImageRequest,
     ImageResult,
+    JobRef,
     Media,
     MusicRequest,
     MusicResult,
+    ProviderBadRequest,
     ProviderBadResponse,
 )
 from providers.config import ProviderSettings
@@ -39,7 +41,9 @@ from providers.http import (
     nearest_aspect,
     poll_job,
     probe,
+    run_job,
 )
+from providers.pricing import clip_seconds
 
 NAME = "fal"
 DONE = {"COMPLETED"}
@@ -101,20 +105,40 @@ class _FalBase(HttpProvider):
         return await probe(self.service, url, accept=(200, 404, 422))
 
     async def run(self, arguments: dict[str, Any], deadline_s: float) -> Any:
-        """Submit, poll until COMPLETED or the deadline, and fetch the result."""
-        submitted = await self.service.json(
-            "POST", f"{self.base_url}/{self.model}", json=arguments, what="submit"
-        )
-        request_id = field_of(NAME, submitted, "request_id")
-        base = f"{self.base_url}/{self.app_id}/requests/{request_id}"
-        status_url = submitted.get("status_url") or f"{base}/status"
-        response_url = submitted.get("response_url") or base
-        cancel_url = submitted.get("cancel_url") or f"{base}/cancel"
-        await poll_job(
-            self.service, status_url, done=DONE, pending=PENDING, cancel=("PUT", cancel_url),
-            deadline_s=deadline_s, interval_s=self.poll_interval_s, what=f"request {request_id}",
-        )
-        return await self.service.json("GET", response_url, what="result")
+        """Submit (once: see :func:`run_job`), poll until COMPLETED or the deadline, and fetch
+        the result."""
+
+        async def submit() -> JobRef:
+            submitted = await self.service.json(
+                "POST", f"{self.base_url}/{self.model}", json=arguments, what="submit"
+            )
+            request_id = str(field_of(NAME, submitted, "request_id"))
+            base = f"{self.base_url}/{self.app_id}/requests/{request_id}"
+            return JobRef(service=NAME, id=request_id, urls={
+                "status": str(submitted.get("status_url") or f"{base}/status"),
+                "response": str(submitted.get("response_url") or base),
+                "cancel": str(submitted.get("cancel_url") or f"{base}/cancel"),
+            })
+
+        async def follow(job: JobRef) -> Any:
+            async def cancel(state: Any) -> bool:
+                """fal removes a queued request; one already running is up to the app, so it
+                is waited for (and paid for) unless the service stops knowing it."""
+                try:
+                    await self.service.request("PUT", job.urls["cancel"], kind="poll",
+                                               what="cancel")
+                except ProviderBadRequest as err:
+                    return err.status == 404  # NOT_FOUND; 400 is ALREADY_COMPLETED
+                return bool(state.get("status") == "IN_QUEUE")
+
+            await poll_job(
+                self.service, job.urls["status"], done=DONE, pending=PENDING, cancel=cancel,
+                deadline_s=deadline_s, interval_s=self.poll_interval_s,
+                what=f"request {job.id}",
+            )
+            return await self.service.json("GET", job.urls["response"], what="result")
+
+        return await run_job(self.service, self.model, arguments, submit, follow)
 
 
 class FalImageGenerator(_FalBase):
@@ -162,14 +186,12 @@ class FalAnimator(_FalBase):
             "prompt": motion_prompt(request),
             "image_url": data_uri(request.image),
         }
+        seconds = clip_seconds(self.model, request.duration_s)
         if "kling" in m:
-            seconds = 10.0 if request.duration_s > 7.5 else 5.0
             args |= {"duration": str(int(seconds)), "aspect_ratio": aspect}
         elif "wan" in m:
-            seconds = 5.0
             args |= {"seed": request.seed, "aspect_ratio": aspect}
         else:
-            seconds = request.duration_s
             args |= {"duration": request.duration_s, "seed": request.seed, "aspect_ratio": aspect}
         return args, seconds
 

@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import email.utils
+import hashlib
 import json
 import logging
 import math
@@ -21,7 +23,8 @@ import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Self, TypeVar
 
@@ -32,6 +35,9 @@ from providers.base import (
     AnimateRequest,
     ContentRefused,
     ImageRequest,
+    JobLog,
+    JobRef,
+    JobStopped,
     Media,
     MusicRequest,
     ProviderAuthError,
@@ -39,6 +45,7 @@ from providers.base import (
     ProviderBadResponse,
     ProviderError,
     ProviderUnavailable,
+    current_job_log,
 )
 from providers.config import ProviderSettings
 from providers.pricing import PriceTable
@@ -81,8 +88,9 @@ async def close_client() -> None:
 
 
 def configure_redis(redis: Any | None) -> None:
-    """Called by the worker at start-up with its ``redis.asyncio.Redis``: from then on the
-    ``provider_concurrency_total`` limit holds across every worker sharing that Redis."""
+    """Called by the worker at start-up with its ``redis.asyncio.Redis``: from then on each
+    service's limit (``provider_concurrency_total``, or ``provider_concurrency`` when that is 0)
+    holds across every worker sharing that Redis."""
     global _redis
     _redis = redis
 
@@ -124,8 +132,10 @@ def error_message(response: httpx.Response, payload: Any = None) -> str:
             msg = detail
         if msg is None:
             msg = payload.get("message") or payload.get("title")
-    if msg is None:
-        msg = response.text[:200] or response.reason_phrase
+    if msg is None:  # never a raw answer: JSON the code above cannot read says nothing to a user
+        text = response.text.strip()
+        raw = text.startswith(("{", "[")) or text.lower().startswith(("<!doctype", "<html"))
+        msg = (None if raw else text[:200]) or response.reason_phrase or "no details"
     return str(msg)[:300]
 
 
@@ -172,26 +182,43 @@ class RetryPolicy:
 
 
 class _Retry(Exception):
-    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+    """A failure worth another attempt. ``sent`` is false when the service certainly did not
+    act on the request (it was never delivered, or answered 429)."""
+
+    def __init__(self, reason: str, retry_after: float | None = None, sent: bool = True) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retry_after = retry_after
+        self.sent = sent
 
 
 # --------------------------------------------------------------------------- concurrency limits
 
 _local: dict[tuple[str, int, int], asyncio.Semaphore] = {}
+# The services whose slot the running task holds for a whole job: its polls and downloads
+# run inside that slot instead of queueing for another (which a limit of 1 would deadlock).
+_held: ContextVar[frozenset[str]] = ContextVar("storyloom_held_slots", default=frozenset())
+
+LEASE_S = 60.0  # a dead holder's slot frees itself this long after its last renewal
 
 _ACQUIRE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
+if redis.call('ZSCORE', KEYS[1], ARGV[3]) or redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
   redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3])
   redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) * 2)
   return 1
 end
 return 0
+"""
+
+_RENEW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[1]), ARGV[2])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1]) * 2)
+return 1
 """
 
 
@@ -204,45 +231,72 @@ def _semaphore(name: str, limit: int) -> asyncio.Semaphore:
 
 
 @asynccontextmanager
-async def redis_slot(redis: Any, name: str, limit: int, lease_s: float) -> AsyncIterator[None]:
+async def redis_slot(
+    redis: Any, name: str, limit: int, lease_s: float = LEASE_S, token: str = ""
+) -> AsyncIterator[None]:
     """A lease in a Redis sorted set: at most ``limit`` holders of ``name`` across processes.
-    A holder that dies loses its lease after ``lease_s``, so a crash never wedges the service."""
+
+    The holder renews its lease while it holds it, so a slot can be held for a job of any
+    length, and a holder that dies loses it ``lease_s`` after its last renewal. ``token`` names
+    the holding (a job's journal entry): a process that resumes a dead worker's job takes that
+    job's slot back instead of waiting for it to expire."""
     key = f"storyloom:inflight:{name}"
-    token = uuid.uuid4().hex
+    token = token or uuid.uuid4().hex
+    lease_ms = int(lease_s * 1000)
     wait = 0.02
-    while not await redis.eval(_ACQUIRE, 1, key, limit, int(lease_s * 1000), token):
+    while not await redis.eval(_ACQUIRE, 1, key, limit, lease_ms, token):
         await asyncio.sleep(wait + random.uniform(0, wait))
         wait = min(wait * 2, 0.5)
+
+    async def renew() -> None:
+        while True:
+            await asyncio.sleep(lease_s / 3)
+            try:
+                await redis.eval(_RENEW, 1, key, lease_ms, token)
+            except Exception:  # Redis restarting: the next renewal may work
+                log.debug("could not renew a cross-worker slot", exc_info=True)
+
+    renewer = asyncio.create_task(renew())
     try:
         yield
     finally:
-        await redis.zrem(key, token)
+        renewer.cancel()
+        await asyncio.shield(redis.zrem(key, token))
 
 
 @asynccontextmanager
 async def slot(
-    name: str, limit: int, total: int = 0, lease_s: float = 600.0
+    name: str, limit: int, total: int = 0, lease_s: float = LEASE_S, token: str = ""
 ) -> AsyncIterator[None]:
-    """Hold one in-flight slot of service ``name`` (this process, then all workers)."""
+    """Hold one slot of service ``name``: at most ``limit`` in this process and, once
+    :func:`configure_redis` has been called, at most ``total`` (or ``limit`` when ``total`` is
+    0) across every worker sharing that Redis. Waiting here is not an attempt at anything."""
+    if name in _held.get():
+        yield  # this task holds the service's slot for its whole job already
+        return
     async with _semaphore(name, limit):
-        if _redis is None or total <= 0:
-            yield
-            return
+        marker = _held.set(_held.get() | {name})
         try:
-            held = redis_slot(_redis, name, total, lease_s)
-            await held.__aenter__()
-        except Exception as err:  # Redis down: the local limit still holds
-            log.warning("cross-worker limit unavailable", extra={"provider": name,
-                                                                 "reason": type(err).__name__})
-            yield
-            return
-        try:
-            yield
-        finally:
+            if _redis is None:
+                yield
+                return
             try:
-                await held.__aexit__(None, None, None)
-            except Exception:  # the lease expires on its own
-                log.debug("could not release cross-worker slot", exc_info=True)
+                held = redis_slot(_redis, name, total or limit, lease_s, token)
+                await held.__aenter__()
+            except Exception as err:  # Redis down: the local limit still holds
+                log.warning("cross-worker limit unavailable", extra={"provider": name,
+                                                                     "reason": type(err).__name__})
+                yield
+                return
+            try:
+                yield
+            finally:
+                try:
+                    await held.__aexit__(None, None, None)
+                except Exception:  # the lease expires on its own
+                    log.debug("could not release cross-worker slot", exc_info=True)
+        finally:
+            _held.reset(marker)
 
 
 # --------------------------------------------------------------------------- media sniffing
@@ -352,6 +406,11 @@ class Service:
     def __repr__(self) -> str:
         return f"Service({self.name!r})"
 
+    def job_slot(self, token: str = "") -> AbstractAsyncContextManager[None]:
+        """One of the service's slots, held from a job's submission to its result (the calls
+        made inside it take no other). ``token`` names the job, so a resumed job retakes it."""
+        return slot(self.name, self.limit, self.total_limit, token=token)
+
     # -- plumbing
 
     def _timeout(self, kind: CallKind) -> httpx.Timeout:
@@ -361,12 +420,21 @@ class Service:
     def _clean(self, text: str) -> str:
         return redact(text, self._secrets())
 
-    async def _attempts(self, what: str, kind: CallKind, once: Callable[[], Awaitable[T]]) -> T:
+    async def _attempts(
+        self, what: str, kind: CallKind, once: Callable[[], Awaitable[T]],
+        found: Callable[[], Awaitable[T | None]] | None = None,
+    ) -> T:
+        """``once`` until it succeeds or the retries run out. ``found`` (for a call that creates
+        a paid job) looks for what an attempt that may have reached the service created, before
+        the next attempt would create it a second time."""
         last = _Retry("no attempt made")
-        lease = self.timeouts[kind] * 2 + 10
         for attempt in range(self.retry.retries + 1):
             try:
-                async with slot(self.name, self.limit, self.total_limit, lease):
+                async with slot(self.name, self.limit, self.total_limit):
+                    if attempt and last.sent and found is not None:
+                        earlier = await found()
+                        if earlier is not None:
+                            return earlier
                     return await once()
             except _Retry as retry:
                 last = retry
@@ -396,6 +464,7 @@ class Service:
             raise _Retry(
                 f"HTTP {status}: {self._clean(error_message(response, payload))}",
                 parse_retry_after(response.headers),
+                sent=status != 429,
             )
         refused = self.refusal(response, payload) if self.refusal else None
         if refused:
@@ -403,7 +472,9 @@ class Service:
         msg = self._clean(error_message(response, payload))
         if status in (401, 403):
             raise ProviderAuthError(self.name, f"key rejected (HTTP {status}): {msg}")
-        raise ProviderBadRequest(self.name, f"{what} rejected (HTTP {status}): {msg}")
+        err = ProviderBadRequest(self.name, f"{what} rejected (HTTP {status}): {msg}")
+        err.status = status
+        raise err
 
     # -- calls
 
@@ -419,7 +490,11 @@ class Service:
         files: Any = None,
         params: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
+        found: Callable[[], Awaitable[httpx.Response | None]] | None = None,
     ) -> httpx.Response:
+        """One call, retried on 429, 5xx, timeouts and dropped connections. For a call that
+        creates a paid job, ``found`` finds the job an earlier attempt may have created (its
+        answer lost to a timeout or a dropped connection), so it is not created twice."""
         what = what or f"{method} {httpx.URL(url).path}"
 
         async def once() -> httpx.Response:
@@ -434,6 +509,8 @@ class Service:
                     headers={**self._auth(), **(headers or {})},
                     timeout=self._timeout(kind),
                 )
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as err:
+                raise _Retry(f"connection failed ({type(err).__name__})", sent=False) from err
             except httpx.TimeoutException as err:
                 raise _Retry(f"timed out after {self.timeouts[kind]:g}s") from err
             except httpx.TransportError as err:
@@ -441,7 +518,7 @@ class Service:
             self._raise_for(response, what)
             return response
 
-        return await self._attempts(what, kind, once)
+        return await self._attempts(what, kind, once, found)
 
     async def json(self, method: str, url: str, **kwargs: Any) -> Any:
         response = await self.request(method, url, **kwargs)
@@ -653,42 +730,141 @@ async def poll_until(
         wait = min(wait * 1.5, max_interval_s)
 
 
+class JobLost(ProviderUnavailable):
+    """The service does not know the job (any more): only a new submission can make it."""
+
+
+class JobFailed(ProviderUnavailable):
+    """The service reports the job failed: a new submission may work."""
+
+
+class JobTimedOut(ProviderUnavailable):
+    """The job outran its deadline and was cancelled."""
+
+
+Cancel = Callable[[Any], Awaitable[bool]]
+
+
 async def poll_job(
     service: Service,
     status_url: str,
     *,
     done: set[str],
     pending: set[str],
-    cancel: tuple[str, str] | None,
+    cancel: Cancel | None,
     deadline_s: float,
     interval_s: float,
     what: str,
 ) -> Any:
     """Poll a job's status URL until its ``status`` is in ``done``; an unknown status is a
-    :class:`ProviderBadResponse`. At the deadline the job is cancelled (``(method, url)``, best
-    effort, so it stops costing money) and :class:`ProviderUnavailable` is raised."""
+    :class:`ProviderBadResponse`, a job the service no longer knows (404, 410) a :class:`JobLost`.
 
-    async def fetch() -> Any:
-        return await service.json("GET", status_url, kind="poll", what="status")
-
-    def finished(state: Any) -> bool:
+    ``cancel(last_state)`` asks the service to stop the job and says whether it confirmed that
+    the job will not run. It is called at the deadline (then :class:`JobTimedOut`), and once the
+    caller's job log is ``stopping``: a confirmed cancel raises :class:`JobStopped`; a job the
+    service will finish anyway is waited for, so that what it costs is used and recorded."""
+    journal = current_job_log()
+    loop = asyncio.get_running_loop()
+    end = loop.time() + deadline_s
+    wait = interval_s
+    asked = False
+    while True:
+        try:
+            state = await service.json("GET", status_url, kind="poll", what="status")
+        except ProviderBadRequest as err:
+            if err.status in (404, 410):
+                raise JobLost(service.name, f"{what} is unknown to the service") from err
+            raise
         status = state.get("status") if isinstance(state, dict) else None
         if status in done:
-            return True
-        if status in pending:
-            return False
-        raise ProviderBadResponse(service.name, f"unknown job status {status!r}")
+            return state
+        if status not in pending:
+            raise ProviderBadResponse(service.name, f"unknown job status {status!r}")
+        if journal is not None and journal.stopping and cancel is not None and not asked:
+            asked = True
+            if await _cancel(service, cancel, state):
+                raise JobStopped(service.name, f"{what} cancelled: the rest of the work failed")
+        remaining = end - loop.time()
+        if remaining <= 0:
+            if cancel is not None:
+                await _cancel(service, cancel, state)
+            raise JobTimedOut(service.name, f"{what} still running after {deadline_s:g}s")
+        await _nap(journal, min(wait, remaining))
+        wait = min(wait * 1.5, 10.0)
 
+
+async def _nap(journal: JobLog | None, seconds: float) -> None:
+    """Sleep between status checks, waking early when the caller gives up on the job."""
+    if journal is None or journal.stopping:
+        await asyncio.sleep(seconds)
+        return
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(journal.until_stopping(), seconds)
+
+
+async def _cancel(service: Service, cancel: Cancel, state: Any) -> bool:
+    """Best effort: a cancel that fails leaves the job to run (and be waited for)."""
     try:
-        return await poll_until(
-            service, fetch, finished, deadline_s=deadline_s, interval_s=interval_s, what=what
-        )
+        return await cancel(state)
+    except Exception:
+        log.debug("cancel failed", exc_info=True, extra={"provider": service.name})
+        return False
+
+
+def job_entry(service: str, model: str, submitted: Any) -> str:
+    """The job-log name of a submission: the service, the model and a hash of what is sent."""
+    body = json.dumps(submitted, sort_keys=True, separators=(",", ":"), default=str)
+    return f"{service}:{model}:{hashlib.sha256(body.encode()).hexdigest()[:32]}"
+
+
+async def run_job(
+    service: Service,
+    model: str,
+    submitted: Any,
+    submit: Callable[[], Awaitable[JobRef]],
+    follow: Callable[[JobRef], Awaitable[T]],
+) -> T:
+    """Run one paid job once, whatever happens to this process.
+
+    Holds one of the service's slots from submission to result. With a job log set by the
+    caller (:func:`providers.base.job_log`), the job is recorded the moment the service names
+    it, before any waiting; a call made again follows the recorded job instead of submitting a
+    second one, and submits again only when the service lost the job or reported it failed. A
+    job interrupted here (a worker stopping) stays recorded, to be resumed."""
+    journal = current_job_log()
+    entry = job_entry(service.name, model, submitted)
+    async with service.job_slot(entry):
+        if journal is not None:
+            job = await journal.recall(entry)
+            if job is not None:
+                log.info("resuming a job", extra={"provider": service.name, "job": job.id})
+                try:
+                    return await _follow(journal, entry, follow, job)
+                except JobLost:
+                    log.warning("the service lost a job; submitting it again",
+                                extra={"provider": service.name, "job": job.id})
+            if journal.stopping:
+                raise JobStopped(service.name, "not started: the rest of the work failed")
+        job = await submit()
+        if journal is not None:
+            await asyncio.shield(journal.record(entry, job))
+        return await _follow(journal, entry, follow, job)
+
+
+async def _follow(
+    journal: JobLog | None, entry: str, follow: Callable[[JobRef], Awaitable[T]], job: JobRef
+) -> T:
+    try:
+        return await follow(job)
+    except (JobLost, JobFailed, JobTimedOut, JobStopped):
+        if journal is not None:
+            await journal.forget(entry)
+        raise
     except ProviderUnavailable:
-        if cancel is not None:
-            try:
-                await service.request(cancel[0], cancel[1], kind="poll", what="cancel")
-            except Exception:  # best effort: the deadline error is the one to report
-                log.debug("cancel failed", exc_info=True, extra={"provider": service.name})
+        raise  # the service could not be asked: the job may still be running; resume it later
+    except ProviderError:
+        if journal is not None:  # the job failed: a new call must submit again
+            await journal.forget(entry)
         raise
 
 
@@ -715,10 +891,12 @@ __all__ = [
     "data_uri",
     "field_of",
     "get_client",
+    "job_entry",
     "parse_retry_after",
     "poll_job",
     "poll_until",
     "redact",
+    "run_job",
     "sniff",
 ]
 

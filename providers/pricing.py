@@ -73,6 +73,21 @@ DEFAULT_UNIT_PRICES: dict[tuple[str, str], Price] = {
 }
 
 
+# Video model families that make, and bill, clips of fixed lengths only: Kling 5 s or 10 s,
+# Wan 5 s. Any other model makes (and bills) the length it is asked for.
+CLIP_LENGTHS: dict[str, tuple[float, ...]] = {"kling": (5.0, 10.0), "wan": (5.0,)}
+
+
+def clip_seconds(model: str, requested: float) -> float:
+    """The seconds of video a model makes and bills for a clip of ``requested`` seconds: the
+    nearest of its family's fixed lengths (the shorter on a tie), or ``requested`` itself."""
+    m = model.lower()
+    for family, lengths in CLIP_LENGTHS.items():
+        if family in m:
+            return min(lengths, key=lambda length: (abs(length - requested), length))
+    return requested
+
+
 class PriceTable:
     """Default prices with the operator's overrides on top."""
 

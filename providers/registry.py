@@ -17,6 +17,7 @@ from providers.base import (
     Animator,
     Capability,
     ImageGenerator,
+    JobStopped,
     MusicMaker,
     Narrator,
     ProviderError,
@@ -110,6 +111,8 @@ class Chain(Generic[P]):
             name = getattr(provider, "name", type(provider).__name__)
             try:
                 return await call(provider)
+            except JobStopped:
+                raise  # the caller gave up on this work: no other provider should take it up
             except ProviderError as err:
                 log.warning(
                     "provider failed, trying the next",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import httpx
 from pydantic import SecretStr
 
 from providers.base import (
@@ -21,14 +22,15 @@ from providers.base import (
     ContentRefused,
     ImageRequest,
     ImageResult,
+    JobRef,
     MusicRequest,
     MusicResult,
     ProviderBadResponse,
-    ProviderUnavailable,
 )
 from providers.config import ProviderSettings
 from providers.http import (
     HttpProvider,
+    JobFailed,
     Probe,
     compose_prompt,
     data_uri,
@@ -39,7 +41,9 @@ from providers.http import (
     nearest_aspect,
     poll_job,
     probe,
+    run_job,
 )
+from providers.pricing import clip_seconds
 
 NAME = "replicate"
 TERMINAL = {"succeeded", "failed", "canceled", "aborted"}
@@ -112,32 +116,54 @@ class _ReplicateBase(HttpProvider):
         return f"{self.base_url}/models/{owner_name}/predictions", {"input": inputs}
 
     async def predict(self, inputs: dict[str, Any], deadline_s: float) -> Any:
-        """Create a prediction, wait for it, and return its output (or a typed error)."""
+        """Create a prediction once (see :func:`run_job`), wait for it, and return its output
+        (or a typed error). The prediction is created without ``Prefer: wait`` so that its id
+        is recorded before any waiting."""
         url, body = self._endpoint(inputs)
-        wait = max(1, min(60, int(self.service.timeouts["api"]) - 5))
-        prediction = await self.service.json(
-            "POST", url, json=body, headers={"Prefer": f"wait={wait}"}, what="prediction"
-        )
-        status = field_of(NAME, prediction, "status")
-        if status not in TERMINAL:
-            if status not in PENDING:
-                raise ProviderBadResponse(NAME, f"unknown prediction status {status!r}")
-            prediction_id = field_of(NAME, prediction, "id")
+
+        async def earlier() -> httpx.Response | None:
+            """The prediction an attempt whose answer was lost created, from the newest
+            predictions of the account (the list carries each one's input)."""
+            listed = await self.service.json("GET", f"{self.base_url}/predictions", kind="poll",
+                                             what="list predictions")
+            for pred in (listed.get("results") or []) if isinstance(listed, dict) else []:
+                if isinstance(pred, dict) and pred.get("input") == inputs and (
+                    pred.get("status") in PENDING | {"succeeded"}
+                ):
+                    return httpx.Response(201, json=pred)
+            return None
+
+        async def submit() -> JobRef:
+            prediction = await self.service.json("POST", url, json=body, what="prediction",
+                                                 found=earlier)
+            prediction_id = str(field_of(NAME, prediction, "id"))
             urls = prediction.get("urls") or {}
-            get_url = urls.get("get") or f"{self.base_url}/predictions/{prediction_id}"
-            cancel = urls.get("cancel") or f"{self.base_url}/predictions/{prediction_id}/cancel"
+            return JobRef(service=NAME, id=prediction_id, urls={
+                "get": str(urls.get("get") or f"{self.base_url}/predictions/{prediction_id}"),
+                "cancel": str(urls.get("cancel")
+                              or f"{self.base_url}/predictions/{prediction_id}/cancel"),
+            })
+
+        async def follow(job: JobRef) -> Any:
+            async def cancel(state: Any) -> bool:
+                answer = await self.service.json("POST", job.urls["cancel"], kind="poll",
+                                                 what="cancel")
+                return isinstance(answer, dict) and answer.get("status") == "canceled"
+
             prediction = await poll_job(
-                self.service, get_url, done=TERMINAL, pending=PENDING, cancel=("POST", cancel),
+                self.service, job.urls["get"], done=TERMINAL, pending=PENDING, cancel=cancel,
                 deadline_s=deadline_s, interval_s=self.poll_interval_s,
-                what=f"prediction {prediction_id}",
+                what=f"prediction {job.id}",
             )
-        status = prediction["status"]
-        if status == "succeeded":
-            return prediction.get("output")
-        error = str(prediction.get("error") or status)[:300]
-        if _REFUSAL.search(error):
-            raise ContentRefused(NAME, error)
-        raise ProviderUnavailable(NAME, f"prediction {status}: {error}")
+            status = prediction["status"]
+            if status == "succeeded":
+                return prediction.get("output")
+            error = str(prediction.get("error") or status)[:300]
+            if _REFUSAL.search(error):
+                raise ContentRefused(NAME, error)
+            raise JobFailed(NAME, f"prediction {status}: {error}")
+
+        return await run_job(self.service, self.model, body, submit, follow)
 
 
 class ReplicateImageGenerator(_ReplicateBase):
@@ -173,12 +199,11 @@ class ReplicateAnimator(_ReplicateBase):
 
     async def animate(self, request: AnimateRequest) -> ClipResult:
         m = self.model.lower()
-        kling = "kling" in m
-        seconds = (10.0 if request.duration_s > 7.5 else 5.0) if kling else request.duration_s
+        seconds = clip_seconds(self.model, request.duration_s)
         inputs: dict[str, Any] = {
             "prompt": motion_prompt(request),
             ("start_image" if "kling" in m else "image"): data_uri(request.image),
-            "duration": int(seconds) if "kling" in m else request.duration_s,
+            "duration": int(seconds) if "kling" in m else seconds,  # what is billed
             "aspect_ratio": nearest_aspect(request.width, request.height, ("16:9", "9:16", "1:1")),
             "seed": request.seed,
         }

@@ -15,7 +15,7 @@ from pipeline.runtime import Runtime
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _run(rt: Runtime, *args: str, stdin: str = "", cwd: Path | None = None,
+def _run(rt: Runtime, *args: str | bytes, stdin: str = "", cwd: Path | None = None,
          timeout: float = 300) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("STORYLOOM_")}
     env |= {"STORYLOOM_REDIS_URL": rt.target.url, "STORYLOOM_DATA_DIR": str(rt.settings.data_dir),
@@ -28,7 +28,7 @@ def _run(rt: Runtime, *args: str, stdin: str = "", cwd: Path | None = None,
 def test_help_lists_the_commands(rt: Runtime) -> None:
     done = _run(rt, "--help")
     assert done.returncode == 0
-    for command in ("make", "regen", "retry", "worker", "status", "version", "providers"):
+    for command in ("make", "regen", "retry", "worker", "status", "version", "providers", "gc"):
         assert command in done.stdout
 
 
@@ -133,3 +133,90 @@ def test_make_times_steps_by_their_events_and_leaves_out_the_wait_for_picks() ->
     session._mark_step("end", 418.0)
     assert session.timing_report() == (
         "step times: script 0.5s, storyboard 1.5s, animate 7.0s, voice 3.0s, assemble 8.0s")
+
+
+@pytest.mark.parametrize("args,says", [
+    (["--size-cap-mb", "0.5"], "--size-cap-mb 0.5: the size cap must be at least 1 MB"),
+    (["--size-cap-mb", "-5"], "--size-cap-mb -5: the size cap must be at least 1 MB"),
+    (["--style", "s" * 300], "--style: String should have at most 40 characters"),
+    (["--out", "/dev/null/sub/d.mp4"], "--out /dev/null/sub/d.mp4: /dev/null is not a folder"),
+])
+async def test_bad_options_are_refused_before_a_story_exists(
+    rt: Runtime, tmp_path: Path, args: list[str], says: str
+) -> None:
+    done = _run(rt, "make", "A whale befriends a lighthouse keeper", *args, cwd=tmp_path,
+                timeout=60)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr == f"storyloom: {says}\n"
+    assert await rt.redis.zcard("sl:stories") == 0
+
+
+async def test_an_idea_that_is_not_utf8_is_a_clear_message(rt: Runtime, tmp_path: Path) -> None:
+    done = _run(rt, "make", b"A whale \xff\xfe story", cwd=tmp_path, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.startswith("storyloom: the idea is not valid UTF-8 text")
+    assert done.stderr.count("\n") == 1
+    assert await rt.redis.zcard("sl:stories") == 0
+
+
+def _make_until(rt: Runtime, cwd: Path, marker: str, *args: str) -> subprocess.Popen[str]:
+    """Start ``storyloom make`` and return once it printed ``marker``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STORYLOOM_")}
+    env |= {"STORYLOOM_REDIS_URL": rt.target.url,
+            "STORYLOOM_DATA_DIR": str(rt.settings.data_dir), "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "make", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            cwd=cwd)
+    assert proc.stdout is not None
+    seen = ""
+    for line in proc.stdout:
+        seen += line
+        if marker in line:
+            return proc
+    raise AssertionError(f"make ended before {marker!r}: {seen}{proc.stderr.read()}")  # type: ignore[union-attr]
+
+
+@pytest.mark.slow
+async def test_ctrl_c_stops_the_story_cleanly_and_says_how_to_resume(
+    rt: Runtime, tmp_path: Path
+) -> None:
+    import asyncio
+    import signal
+
+    from pipeline.models import Status
+    from pipeline.queue import worker_alive
+
+    proc = await asyncio.to_thread(_make_until, rt, tmp_path, "» drawing the storyboard",
+                                   "A heron and a fox share a frozen pond", "--scenes", "3")
+    proc.send_signal(signal.SIGINT)
+    out, err = await asyncio.to_thread(proc.communicate, timeout=60)
+    assert proc.returncode == 130, out + err
+    assert "Traceback" not in err and "never retrieved" not in err, err
+    story_id = re.search(r"resume it with: storyloom retry (\w+)", out).group(1)  # type: ignore[union-attr]
+    story = await rt.store.get(story_id)
+    assert story.status == Status.failed and story.error == "stopped with Ctrl-C before it finished"
+    assert not await worker_alive(rt.redis)
+
+    done = await asyncio.to_thread(_run, rt, "retry", story_id, "--out",
+                                   str(tmp_path / "pond.mp4"), cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (tmp_path / "pond.mp4").is_file()
+
+
+def test_a_failed_make_prints_one_clear_line_and_how_to_retry(rt: Runtime, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STORYLOOM_")}
+    env |= {"STORYLOOM_REDIS_URL": rt.target.url, "STORYLOOM_DATA_DIR": str(rt.settings.data_dir),
+            "PYTHONPATH": str(ROOT), "STORYLOOM_IMAGE": "fal", "STORYLOOM_FAL_KEY": "k-123456",
+            "STORYLOOM_FAL_BASE_URL": "http://127.0.0.1:9", "STORYLOOM_JOB_RETRIES": "0",
+            "STORYLOOM_PROVIDER_RETRIES": "0"}
+    done = subprocess.run([sys.executable, "-m", "pipeline.cli", "make",
+                           "A fox and a heron share a winter lake", "--scenes", "3"],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert done.returncode == 1
+    assert done.stderr == "", done.stderr  # no step traceback, no CancelledError
+    failed = [ln for ln in done.stdout.splitlines() if ln.startswith("✗ story ")]
+    assert len(failed) == 1 and "failed: image: every provider failed" in failed[0]
+    story_id = failed[0].split()[2]
+    assert f"  resume it with: storyloom retry {story_id}" in done.stdout
+    log = (rt.settings.data_dir / "logs" / "storyloom.log").read_text()
+    assert "Traceback" in log and "k-123456" not in log  # the details are kept, redacted

@@ -124,3 +124,53 @@ def test_a_port_taken_while_starting_moves_to_the_next_free_one(
     finally:
         stop_embedded(tmp_path)
         squatter.close()
+
+
+def _holder(data_dir: Path) -> subprocess.Popen[str]:
+    """A Storyloom process that finds (or starts) the embedded server and keeps it."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    return subprocess.Popen([sys.executable, "-c", CHILD, str(data_dir), "hold"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+
+
+@pytest.mark.parametrize("port_taken", [False, True])
+async def test_a_client_finds_the_embedded_server_after_it_crashed(
+    tmp_path: Path, port_taken: bool
+) -> None:
+    import asyncio
+    import signal
+    import socket
+
+    from pipeline.connection import _owned, open_redis
+    from pipeline.settings import load_settings
+
+    settings = load_settings(env_file=None, data_dir=tmp_path)
+    target, client = await open_redis(settings)
+    squatter = socket.socket()
+    restarted: subprocess.Popen[str] | None = None
+    try:
+        await client.set("story", "kept")
+        await asyncio.sleep(1.5)  # appendfsync everysec
+        server = _owned.pop(embedded_dir(tmp_path))
+        os.kill(server._process.pid, signal.SIGKILL)  # the server crashes
+        server._process.wait(5)
+        old_port = int(target.url.rsplit(":", 1)[1])
+        if port_taken:
+            squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            squatter.bind(("127.0.0.1", old_port))
+            squatter.listen()
+        # another Storyloom process starts meanwhile and brings the server back
+        restarted = _holder(tmp_path)
+        assert restarted.stdout is not None
+        url = (await asyncio.to_thread(restarted.stdout.readline)).split()[0]
+        assert (url == target.url) is not port_taken
+        # the running process's client finds it, wherever it is
+        assert await asyncio.wait_for(client.get("story"), 30) == b"kept"
+    finally:
+        await client.aclose()
+        squatter.close()
+        if restarted is not None and restarted.stdin is not None:
+            restarted.stdin.write("\n")
+            restarted.stdin.flush()
+            restarted.wait(30)
+        stop_embedded(tmp_path)

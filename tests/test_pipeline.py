@@ -303,3 +303,131 @@ async def test_a_music_bed_over_budget_stops_the_story_before_it_is_bought(rt: R
     assert "budget" in (story.error or "")
     assert not rep.calls("POST", "/v1/models/meta/musicgen/predictions")
     assert story.cost_usd == 0.0
+
+
+# --------------------------------------------------------------------------- paid clips
+
+
+KLING = "fal-ai/kling-video/v1.6/standard/image-to-video"
+
+
+def _paid_video(rt: Runtime, fal: Any, **settings: Any) -> None:
+    from providers.registry import Providers, build_chain
+    from tests.fakes.helpers import fast, provider_settings
+
+    video = build_chain("video", f"fal:{KLING}",
+                        provider_settings(fal_base_url=fal.url, **settings))
+    fast(video.providers[0])
+    base = rt.providers
+    rt.providers = Providers(script=base.script, image=base.image, video=video,
+                             speech=base.speech, music=base.music)
+
+
+async def _to_animating(rt: Runtime) -> Story:
+    from pipeline.steps import step_cast, step_script, step_storyboard
+
+    story = await _story(rt, music=False)
+    for step in (step_script, step_cast, step_storyboard):
+        await step(rt, story.id, {})
+    story = await rt.store.get(story.id)
+    assert story.status == Status.animating
+    return story
+
+
+async def _journals(rt: Runtime) -> int:
+    return sum([1 async for _ in rt.redis.scan_iter(match="sl:jobs:*")])
+
+
+async def test_a_step_killed_between_submit_and_result_submits_nothing_again(
+    rt: Runtime,
+) -> None:
+    """The worker dies while three clips are being made: the step run again follows the three
+    jobs it recorded, so the service is asked for (and bills) each clip once, and each is
+    recorded on the story once."""
+    import asyncio
+
+    from pipeline.steps import step_animate
+    from tests.fakes.services import FakeFal
+
+    fal = await FakeFal().start()
+    try:
+        fal.job_s = 1.0
+        _paid_video(rt, fal)
+        story = await _to_animating(rt)
+        killed = asyncio.create_task(step_animate(rt, story.id, {}))
+        for _ in range(500):
+            if await _journals(rt) == 3:
+                break
+            await asyncio.sleep(0.02)
+        killed.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await killed
+        assert len(fal.submits()) == 3 and fal.bill == []
+        await step_animate(rt, story.id, {})  # arq runs the job again
+    finally:
+        await fal.stop()
+    after = await rt.store.get(story.id)
+    assert after.status == Status.voicing and all(s.clip for s in after.scenes)
+    assert len(fal.submits()) == 3 and len(fal.bill) == 3
+    paid = [c for c in after.costs if c.step == "animate"]
+    assert len(paid) == 3 and sum(c.usd for c in paid) == pytest.approx(fal.billed_usd)
+    assert await _journals(rt) == 0
+
+
+@pytest.mark.parametrize("running", [False, True])
+async def test_a_scene_failing_for_good_stops_the_fan_out_and_every_bill_is_recorded(
+    rt: Runtime, running: bool
+) -> None:
+    """Scene clips in a 3-scene fan-out, one refused for good. Queued jobs of the others are
+    cancelled at the service (never billed); jobs it will finish anyway are waited for and
+    recorded on the story. Either way the story's costs are the service's bill, and a retry
+    of the step submits only what is missing."""
+    from pipeline.steps import step_animate
+    from providers.registry import ChainFailed
+    from tests.fakes.services import FakeFal
+
+    fal = await FakeFal().start()
+    try:
+        fal.job_s, fal.queue_s = (0.4, 0.0) if running else (30.0, 30.0)
+        fal.reject_nth = {2}
+        _paid_video(rt, fal)
+        story = await _to_animating(rt)
+        with pytest.raises(ChainFailed, match="content checker"):
+            await step_animate(rt, story.id, {})
+        after = await rt.store.get(story.id)
+        paid = [c for c in after.costs if c.step == "animate"]
+        assert sum(c.usd for c in paid) == pytest.approx(fal.billed_usd)
+        assert len(fal.bill) == (2 if running else 0)
+        assert len(fal.cancelled) == (0 if running else 2)
+        assert not fal.running and await _journals(rt) == 0
+        fal.reject_nth, fal.job_s, fal.queue_s = set(), 0.2, None
+        await step_animate(rt, story.id, {})  # the step's retry
+    finally:
+        await fal.stop()
+    after = await rt.store.get(story.id)
+    assert after.status == Status.voicing
+    assert len(fal.submits()) == (4 if running else 6)
+    paid = [c for c in after.costs if c.step == "animate"]
+    assert len(paid) == 3 and sum(c.usd for c in paid) == pytest.approx(fal.billed_usd)
+
+
+async def test_two_stories_at_the_accounts_job_limit_meet_no_429(rt: Runtime) -> None:
+    """Two stories animate at once (six clips) with a limit of 2 against an account that runs
+    2 jobs at once: the slot lasts each job, so the service never answers 429."""
+    import asyncio
+
+    from pipeline.steps import step_animate
+    from tests.fakes.services import FakeFal
+
+    fal = await FakeFal().start()
+    try:
+        fal.job_s, fal.account_limit = 0.3, 2
+        _paid_video(rt, fal, provider_concurrency=2)
+        stories = [await _to_animating(rt) for _ in range(2)]
+        await asyncio.gather(*(step_animate(rt, s.id, {}) for s in stories))
+    finally:
+        await fal.stop()
+    for s in stories:
+        after = await rt.store.get(s.id)
+        assert after.status == Status.voicing and all(sc.clip for sc in after.scenes)
+    assert fal.rejected_429 == 0 and fal.peak_running == 2 and len(fal.bill) == 6

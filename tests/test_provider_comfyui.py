@@ -13,10 +13,12 @@ from providers.base import (
     Media,
     ProviderBadRequest,
     ProviderUnavailable,
+    job_log,
 )
 from providers.comfyui import ComfyUIImageGenerator
 from tests.fakes.base import DATA
 from tests.fakes.helpers import REF_A, fast, provider_settings
+from tests.fakes.joblog import MemoryJobLog
 from tests.fakes.services import FakeComfyUI
 
 
@@ -83,3 +85,15 @@ async def test_check(comfy: FakeComfyUI) -> None:
     missing = make(comfy, "no-such-workflow.json")
     probe = await missing.check()
     assert not probe.reachable and "unreadable" in probe.detail
+
+
+async def test_a_recorded_prompt_is_followed_again_not_queued_twice(comfy: FakeComfyUI) -> None:
+    """A worker killed after ComfyUI queued the prompt: the call made again (by another
+    worker, on another socket) reads the prompt's history instead of queueing it again."""
+    journal = MemoryJobLog()
+    request = ImageRequest(prompt="a lighthouse", width=512, height=512, seed=7)
+    with job_log(journal):
+        await make(comfy).generate(request)
+        again = await make(comfy).generate(request)
+    assert len(comfy.calls("POST", "/prompt")) == 1 and len(again.images) == 1
+    assert comfy.calls("GET", "/history/")

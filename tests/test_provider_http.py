@@ -201,3 +201,54 @@ def test_sniff_knows_the_formats() -> None:
 def test_settings_key_stays_secret() -> None:
     s = provider_settings(fal_key=SecretStr("fal-key-abcdef123456"))
     assert "abcdef123456" not in repr(s) and "abcdef123456" not in str(s.model_dump())
+
+
+async def test_the_per_provider_limit_is_shared_across_workers_by_default(
+    echo: Echo, valkey: ValkeyServer
+) -> None:
+    """With no separate total, the per-provider limit holds across every worker on the Redis."""
+    redis = Redis.from_url(valkey.connection_url)
+    await redis.delete("storyloom:inflight:shared-default")
+    http.configure_redis(redis)
+    try:
+        a, _ = service("shared-default", provider_concurrency=2)
+        b, _ = service("shared-default", provider_concurrency=2)
+        echo.delay_s = 0.05
+        await asyncio.gather(*(s.json("GET", f"{echo.url}/d/{i}") for i in range(6)
+                               for s in (a, b)))
+        assert echo.peak == 2
+    finally:
+        http.configure_redis(None)
+        await redis.aclose()
+
+
+async def test_a_slot_is_renewed_while_held_and_retaken_by_its_job(
+    valkey: ValkeyServer,
+) -> None:
+    """A lease shorter than the job is renewed, so nobody else gets the slot meanwhile; the
+    same job (a resumed one, same token) takes its own slot back without waiting."""
+    redis = Redis.from_url(valkey.connection_url)
+    key = "storyloom:inflight:renewed"
+    await redis.delete(key)
+    loop = asyncio.get_running_loop()
+    try:
+        await redis.eval(http._ACQUIRE, 1, key, 1, 60_000, "job-1")  # a killed worker's job
+        async with asyncio.timeout(1):
+            resumed = http.redis_slot(redis, "renewed", 1, lease_s=0.3, token="job-1")
+            await resumed.__aenter__()  # the job resumed elsewhere takes its slot at once
+        try:
+            started = loop.time()
+            other = asyncio.create_task(_hold(redis, "renewed"))
+            await asyncio.sleep(1.0)  # three leases long
+            assert not other.done()
+        finally:
+            await resumed.__aexit__(None, None, None)
+        await other
+        assert loop.time() - started >= 1.0
+    finally:
+        await redis.aclose()
+
+
+async def _hold(redis: Redis, name: str) -> None:
+    async with http.redis_slot(redis, name, 1, lease_s=0.3):
+        pass

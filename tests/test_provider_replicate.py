@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import AsyncIterator
 
@@ -13,13 +14,16 @@ from providers.base import (
     CharacterRef,
     ContentRefused,
     ImageRequest,
+    JobStopped,
     Media,
     MusicRequest,
     ProviderUnavailable,
+    job_log,
 )
 from providers.replicate import ReplicateAnimator, ReplicateImageGenerator, ReplicateMusicMaker
 from tests.fakes.base import png
 from tests.fakes.helpers import REF_A, fast, provider_settings
+from tests.fakes.joblog import MemoryJobLog
 from tests.fakes.services import GOOD_KEY, FakeReplicate
 
 VERSION = "5c7d5dc6dd8bf75c1acaa8565735e7986bc5b66206b55cca93cb72c9bf15ccaa"
@@ -38,17 +42,20 @@ def make(cls: type, rep: FakeReplicate, model: str, **kw: object):  # type: igno
     return provider
 
 
-async def test_prefer_wait_answers_in_one_call(rep: FakeReplicate) -> None:
+async def test_created_without_waiting_then_read_once(rep: FakeReplicate) -> None:
+    """No ``Prefer: wait``: the prediction id comes back at once, to be recorded before any
+    waiting; a prediction that finished quickly is read with one GET."""
     gen = make(ReplicateImageGenerator, rep, "black-forest-labs/flux-schnell")
     result = await gen.generate(ImageRequest(prompt="a whale", width=1024, height=576, seed=9,
                                              count=2))
     sent = rep.calls("POST", "/v1/models/black-forest-labs/flux-schnell/predictions")[0]
-    assert sent.headers["Prefer"].startswith("wait=")
+    assert "Prefer" not in sent.headers
     assert sent.headers["Authorization"] == f"Bearer {GOOD_KEY}"
     assert sent.json["input"]["seed"] == 9 and sent.json["input"]["num_outputs"] == 2
     assert sent.json["input"]["aspect_ratio"] == "16:9"
-    assert not rep.calls("GET", "/v1/predictions/")  # no polling needed
+    assert len(rep.calls("GET", "/v1/predictions/")) == 1
     assert len(result.images) == 2 and result.usage.usd == pytest.approx(2 * 0.003)
+    assert rep.billed_usd == pytest.approx(result.usage.usd)
 
 
 async def test_falls_back_to_polling_when_the_wait_ends(rep: FakeReplicate) -> None:
@@ -123,3 +130,51 @@ async def test_music_failure_is_a_typed_error(rep: FakeReplicate) -> None:
     rep.outcome = "failed"
     with pytest.raises(ProviderUnavailable, match="CUDA"):
         await make(ReplicateMusicMaker, rep, "meta/musicgen").compose(MusicRequest(duration_s=8))
+
+
+# --------------------------------------------------------------------------- paid jobs, once
+
+
+async def test_a_prediction_interrupted_after_creation_is_resumed(rep: FakeReplicate) -> None:
+    rep.sync, rep.job_s = False, 0.4
+    journal = MemoryJobLog()
+    anim = make(ReplicateAnimator, rep, "kwaivgi/kling-v1.6-standard")
+    request = AnimateRequest(image=Media(data=png(), mime="image/png"), duration_s=5,
+                             width=576, height=1024)
+    with job_log(journal):
+        first = asyncio.create_task(anim.animate(request))
+    await journal.recorded(1)
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    with job_log(journal):
+        clip = await anim.animate(request)
+    assert len(rep.submits()) == 1 and len(rep.bill) == 1
+    assert clip.usage.usd == pytest.approx(rep.billed_usd)
+
+
+async def test_a_creation_whose_answer_was_lost_is_found_not_made_twice(
+    rep: FakeReplicate,
+) -> None:
+    """The create call timed out after the service made the prediction: before trying again,
+    the account's predictions are looked through for one with the same input."""
+    rep.lose_answers, rep.lose_for_s = 1, 1.0
+    gen = make(ReplicateImageGenerator, rep, "black-forest-labs/flux-schnell",
+               provider_timeout_s=0.3)
+    result = await gen.generate(ImageRequest(prompt="a whale", width=512, height=512, seed=4))
+    assert len(rep.submits()) == 1 and len(rep.bill) == 1
+    assert rep.calls("GET", "/v1/predictions") and len(result.images) == 1
+
+
+async def test_giving_up_cancels_the_prediction(rep: FakeReplicate) -> None:
+    rep.sync, rep.polls_before_done = False, 10_000
+    journal = MemoryJobLog()
+    anim = make(ReplicateAnimator, rep, "kwaivgi/kling-v1.6-standard")
+    with job_log(journal):
+        task = asyncio.create_task(anim.animate(AnimateRequest(
+            image=Media(data=png(), mime="image/png"), duration_s=5, width=512, height=512)))
+    await journal.recorded(1)
+    journal.stop.set()
+    with pytest.raises(JobStopped):
+        await task
+    assert len(rep.cancelled) == 1 and rep.bill == [] and journal.jobs == {}

@@ -88,3 +88,17 @@ def test_env_example_documents_every_setting_in_one_line() -> None:
 def test_env_example_copied_as_env_loads_the_defaults() -> None:
     s = load_settings(env_file=ROOT / ".env.example")
     assert s == load_settings(env_file=None)
+
+
+def test_an_unknown_provider_in_a_chain_fails_at_start_up_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("STORYLOOM_SCRIPT", "nosuch")
+    with pytest.raises(SettingsError) as err:
+        load_settings(env_file=None)
+    assert "STORYLOOM_SCRIPT" in str(err.value) and "unknown script provider 'nosuch'" in str(
+        err.value) and "offline" in str(err.value)
+    monkeypatch.setenv("STORYLOOM_SCRIPT", "offline")
+    monkeypatch.setenv("STORYLOOM_IMAGE", "fal:fal-ai/flux/dev, elevenlabs")
+    with pytest.raises(SettingsError, match=r"STORYLOOM_IMAGE: .*image provider 'elevenlabs'"):
+        load_settings(env_file=None)

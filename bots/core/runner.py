@@ -12,10 +12,9 @@ import signal
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from pipeline.queue import worker_alive
 from pipeline.runtime import Runtime
 from pipeline.settings import Settings
-from pipeline.worker import BackgroundWorker
+from pipeline.worker import WorkerGuard
 
 log = logging.getLogger(__name__)
 
@@ -38,17 +37,26 @@ async def serve(
 ) -> None:
     """Run the bot until ``stop`` is set or SIGINT/SIGTERM; optionally with a worker."""
     rt = await Runtime.open(settings)
-    worker: BackgroundWorker | None = None
+    guard = WorkerGuard(rt)
+    watch: asyncio.Task[None] | None = None
     bot = await make_bot(rt)
     try:
         want = settings.bot_worker if with_worker is None else with_worker
-        if want and not await worker_alive(rt.redis):
-            worker = BackgroundWorker(settings, rt)
-            worker.start()
+        if want:
+            # checked at start and then every heartbeat: a worker killed a moment ago still
+            # has a heartbeat for a few seconds, and a shared worker may die later
+            await guard.check()
         me = await bot.start()
-        log.info(f"{platform} bot running", extra={"bot": me, "worker": worker is not None})
+        log.info(f"{platform} bot running", extra={"bot": me, "worker": guard.in_process})
         print(f"storyloom {platform}: {me} is listening"
-              + (" (with a worker in this process)" if worker is not None else ""), flush=True)
+              + (" (with a worker in this process)" if guard.in_process else ""), flush=True)
+        if want:
+            def started() -> None:
+                log.warning("no live worker: running one in this bot process")
+                print(f"storyloom {platform}: no live worker; running one in this process",
+                      flush=True)
+
+            watch = asyncio.create_task(guard.watch(started))
         stop = stop or asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -56,7 +64,10 @@ async def serve(
                 loop.add_signal_handler(sig, stop.set)
         await stop.wait()
     finally:
+        if watch is not None:
+            watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watch
         await bot.stop()
-        if worker is not None:
-            await worker.stop()
+        await guard.stop()
         await rt.close()
