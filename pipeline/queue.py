@@ -40,6 +40,7 @@ from redis.exceptions import RedisError
 from pipeline.connection import RETRY_ON, resolve_target, riding_out_restarts
 from pipeline.runtime import Runtime
 from pipeline.settings import Settings
+from providers.process import pid_alive
 
 log = logging.getLogger(__name__)
 
@@ -133,21 +134,6 @@ def heartbeat_key(worker_id: str) -> str:
     return f"sl:worker:{worker_id}"
 
 
-def pid_alive(pid: int) -> bool:
-    """True when process ``pid`` of this machine is running (a zombie is not)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
-            return fh.read().rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
-    except (OSError, IndexError):
-        return True
-
-
 def _beat_value() -> str:
     return json.dumps({"host": socket.gethostname(), "pid": os.getpid()})
 
@@ -193,7 +179,16 @@ async def worker_is_live(redis: ArqRedis, worker_id: str) -> bool:
     if raw is not None and _beat_is_dead(raw):
         await redis.delete(key)
         return False
-    return raw is not None
+    return raw is not None or _local_process_runs(worker_id)
+
+
+def _local_process_runs(worker_id: str) -> bool:
+    """A worker of this machine whose process still runs is alive even when a beat came late
+    (a loaded machine): its jobs are not handed to another worker while it works on them."""
+    parts = worker_id.rsplit("-", 2)
+    if len(parts) != 3 or not parts[1].isdigit():
+        return False
+    return parts[0] == socket.gethostname() and pid_alive(int(parts[1]))
 
 
 async def worker_alive(redis: ArqRedis) -> bool:
@@ -288,8 +283,13 @@ def _wrap(step: str, fn: StepFn, on_failure: FailureFn, settings: Settings) -> F
         attempt = int(ctx.get("job_try", 1))
         if attempt > last_try:
             # arq allows one try more than the step's: every earlier try ended with its worker
-            # (killed), so this story ends failed and can be retried, rather than hang.
+            # (killed), so this story ends failed and can be retried, rather than hang; unless
+            # a newer job of the story took over (then this one is stale and changes nothing).
             from pipeline.errors import WorkLost
+
+            latest = await rt.redis.get(f"sl:job:{story_id}")
+            if latest is not None and latest.decode() != jid:
+                return f"{step} dropped: a newer job of the story took over"
 
             await on_failure(rt, story_id, step, WorkLost(step, attempt - 1))
             return f"{step} failed: its worker stopped {attempt - 1} times"

@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from pipeline.queue import pid_alive
+from providers.process import pid_alive
 
 log = logging.getLogger(__name__)
 

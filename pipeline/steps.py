@@ -715,6 +715,8 @@ async def on_failure(rt: Runtime, story_id: str, step: str, err: BaseException) 
     def fail(s: Story) -> None:
         if s.finished:
             raise Stale("already finished")
+        if step in STEP_STATUS and s.status != STEP_STATUS[step]:
+            raise Stale(f"the story left {step} (it is {s.status})")  # a late, stale job
         s.transition(Status.failed)
         s.error = reason
         s.failed_step = step

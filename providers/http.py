@@ -49,6 +49,7 @@ from providers.base import (
 )
 from providers.config import ProviderSettings
 from providers.pricing import PriceTable
+from providers.process import holder, holder_gone
 from providers.wav import pcm16_wav
 
 log = logging.getLogger(__name__)
@@ -241,12 +242,18 @@ async def redis_slot(
     the holding (a job's journal entry): a process that resumes a dead worker's job takes that
     job's slot back instead of waiting for it to expire."""
     key = f"storyloom:inflight:{name}"
+    owners = f"{key}:owners"
     token = token or uuid.uuid4().hex
     lease_ms = int(lease_s * 1000)
-    wait = 0.02
+    wait, reaped = 0.02, 0.0
     while not await redis.eval(_ACQUIRE, 1, key, limit, lease_ms, token):
+        if time.monotonic() - reaped > 1.0:  # a killed worker of this machine frees its slots
+            reaped = time.monotonic()
+            await _reap_dead_holders(redis, key, owners)
         await asyncio.sleep(wait + random.uniform(0, wait))
         wait = min(wait * 2, 0.5)
+    await redis.hset(owners, token, holder())
+    await redis.expire(owners, int(lease_s * 4))
 
     async def renew() -> None:
         while True:
@@ -262,6 +269,17 @@ async def redis_slot(
     finally:
         renewer.cancel()
         await asyncio.shield(redis.zrem(key, token))
+        await asyncio.shield(redis.hdel(owners, token))
+
+
+async def _reap_dead_holders(redis: Any, key: str, owners: str) -> None:
+    """Drop the leases whose holder is a process of this machine that has ended."""
+    for token, owner in (await redis.hgetall(owners)).items():
+        who = owner.decode() if isinstance(owner, bytes) else str(owner)
+        if holder_gone(who):
+            log.info("freeing a provider slot its killed worker held", extra={"slot": key})
+            await redis.zrem(key, token)
+            await redis.hdel(owners, token)
 
 
 @asynccontextmanager

@@ -151,3 +151,48 @@ async def test_a_stuck_story_is_failed_by_the_sweeper_and_retry_accepts_it(rt: R
     failed = await rt.store.get(story.id)
     assert failed.status == Status.failed and failed.failed_step == "cast"
     assert await _failed_events(rt, story.id) == [failed.error]
+
+
+async def test_a_late_beat_of_a_running_local_worker_keeps_its_jobs(rt: Runtime) -> None:
+    """On a loaded machine a beat can come late; while the worker's process runs, its job is
+    not handed to another worker (that ran one job twice at once and paid twice)."""
+    import os
+
+    me = f"{socket.gethostname()}-{os.getpid()}-abc123"
+    await rt.redis.set("arq:in-progress:s7:animate:r4", b"1", px=600_000)
+    await rt.redis.set("sl:running:s7:animate:r4", me)
+    assert await release_orphans(rt.redis) == []  # no beat on record, but the process runs
+    gone = f"{socket.gethostname()}-{_dead_pid()}-abc123"
+    await rt.redis.set("sl:running:s7:animate:r4", gone)
+    assert await release_orphans(rt.redis) == ["s7:animate:r4"]
+
+
+async def test_a_stale_last_try_does_not_fail_a_story_that_moved_on(rt: Runtime) -> None:
+    """An old job whose tries ran out arrives after a newer job moved the story on: the story
+    is not failed by a step it has already left."""
+    api = StoryAPI(rt)
+    story = await api.start_story("A crane builds a bridge", ALICE, ROOM,
+                                  api.default_options(scenes=3, candidates=1, pick="auto"))
+    old = job_id(story.id, "script", story.revision)
+
+    def moved(s: Any) -> None:
+        s.transition(Status.casting)
+
+    story = await rt.store.update(story.id, moved)
+    await enqueue(rt.redis, "cast", story.id, story.revision)  # the newer job is the story's
+
+    async def script(r: Runtime, story_id: str, kw: dict[str, Any]) -> None:
+        raise AssertionError("a stale job must not run")
+
+    from pipeline.queue import _wrap
+
+    last = _wrap("script", script, on_failure, rt.settings)
+    ctx = {"rt": rt, "job_id": old, "job_try": rt.settings.job_retries + 2, "worker_id": "w"}
+    assert "dropped" in await last.coroutine(ctx, story.id, {})
+    after = await rt.store.get(story.id)
+    assert after.status == Status.casting and after.error is None
+    assert await _failed_events(rt, story.id) == []
+
+    # and a late failure of a step the story has left changes nothing either
+    await on_failure(rt, story.id, "script", RuntimeError("late"))
+    assert (await rt.store.get(story.id)).status == Status.casting

@@ -4,7 +4,9 @@ errors, the per-process and cross-worker (Redis) concurrency limits, and guarded
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 import pytest_asyncio
@@ -252,3 +254,40 @@ async def test_a_slot_is_renewed_while_held_and_retaken_by_its_job(
 async def _hold(redis: Redis, name: str) -> None:
     async with http.redis_slot(redis, name, 1, lease_s=0.3):
         pass
+
+
+async def test_a_killed_workers_slot_is_freed_at_once_not_after_its_lease(
+    valkey: ValkeyServer, tmp_path: Path
+) -> None:
+    """A worker SIGKILLed while it holds a provider's only slot: a worker of the same machine
+    gets the slot within a couple of seconds, not after the 60 s lease runs out."""
+    code = (
+        "import asyncio, sys\n"
+        "from redis.asyncio import Redis\n"
+        "from providers import http\n"
+        "async def main():\n"
+        f"    r = Redis.from_url({valkey.connection_url!r})\n"
+        "    async with http.redis_slot(r, 'reaped', 1):\n"
+        "        print('held', flush=True)\n"
+        "        await asyncio.sleep(600)\n"
+        "asyncio.run(main())\n"
+    )
+    redis = Redis.from_url(valkey.connection_url)
+    await redis.delete("storyloom:inflight:reaped", "storyloom:inflight:reaped:owners")
+    child = await asyncio.create_subprocess_exec(sys.executable, "-c", code,
+                                                 stdout=asyncio.subprocess.PIPE)
+    try:
+        assert child.stdout is not None
+        assert (await asyncio.wait_for(child.stdout.readline(), 60)).strip() == b"held"
+        child.kill()
+        await child.wait()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        async with asyncio.timeout(10):
+            await _hold(redis, "reaped")
+        assert loop.time() - started < 5
+    finally:
+        if child.returncode is None:
+            child.kill()
+            await child.wait()
+        await redis.aclose()
