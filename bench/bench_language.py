@@ -63,8 +63,10 @@ elif sys.argv[1] == "py3langid":
 else:
     from lingua import IsoCode639_1, LanguageDetectorBuilder
     from pipeline.language import LANGUAGES
-    codes = [getattr(IsoCode639_1, c.upper()) for c in LANGUAGES if hasattr(IsoCode639_1, c.upper())]
-    det = LanguageDetectorBuilder.from_iso_codes_639_1(*codes).with_preloaded_language_models().build()
+    codes = [getattr(IsoCode639_1, c.upper()) for c in sorted(LANGUAGES)
+             if hasattr(IsoCode639_1, c.upper())]
+    det = (LanguageDetectorBuilder.from_iso_codes_639_1(*codes)
+           .with_preloaded_language_models().build())
     def detect(text):
         lang = det.detect_language_of(text)
         return lang.iso_code_639_1.name.lower() if lang else None

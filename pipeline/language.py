@@ -24,10 +24,12 @@ ENGLISH_MARGIN = 3.0
 
 # ISO 639-1 codes the detector may answer: the widely written languages that the model knows and
 # espeak-ng can voice.
-LANGUAGES = (
-    "en es fr de it pt nl sv da no fi pl cs sk sl hr sr bg ru uk be lt lv et hu ro el tr "
-    "ar fa ur he hi bn ta te mr ne id ms vi th ja ko zh sw af ca eu gl is ga cy ka hy az kk"
-).split()
+LANGUAGES = frozenset(
+    {"en", "es", "fr", "de", "it", "pt", "nl", "sv", "da", "no", "fi", "pl", "cs", "sk", "sl",
+     "hr", "sr", "bg", "ru", "uk", "be", "lt", "lv", "et", "hu", "ro", "el", "tr", "ar", "fa",
+     "ur", "he", "hi", "bn", "ta", "te", "mr", "ne", "id", "ms", "vi", "th", "ja", "ko", "zh",
+     "sw", "af", "ca", "eu", "gl", "is", "ga", "cy", "ka", "hy", "az", "kk"}
+)
 
 # Scripts used by one language among LANGUAGES (Han without kana is Chinese).
 _SCRIPTS = {"HIRAGANA": "ja", "KATAKANA": "ja", "HANGUL": "ko", "HEBREW": "he", "THAI": "th",
@@ -49,7 +51,7 @@ def _model() -> LanguageIdentifier:
                 from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
                 identifier = LanguageIdentifier.from_model_file(MODEL_FILE)
-                identifier.set_languages(LANGUAGES)
+                identifier.set_languages(sorted(LANGUAGES))
                 _identifier = identifier
     return _identifier
 
@@ -96,7 +98,8 @@ def detect_language(text: str) -> str | None:
     ranked = _model().rank(text)
     best, best_score = ranked[0]
     english = next(score for lang, score in ranked if lang == "en")
-    if best != "en" and all(ch.isascii() for ch in letters) and english >= best_score - ENGLISH_MARGIN:
+    latin = all(ch.isascii() for ch in letters)
+    if best != "en" and latin and english >= best_score - ENGLISH_MARGIN:
         return "en"
     return str(best)
 
