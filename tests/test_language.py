@@ -77,3 +77,18 @@ async def test_a_language_without_a_voice_is_narrated_and_the_chat_is_told_once(
     notices = [ev for ev in events if ev.kind == EventKind.notice and ev.step == "voice"]
     assert len(notices) == 1
     assert "yo" in notices[0].message and "English" in notices[0].message
+
+
+async def test_a_chat_language_setting_wins_over_detection(rt: Runtime) -> None:
+    from bots.core import intents as it
+    from bots.core.conversation import Conversation
+
+    conv = await Conversation.create(rt, Platform.console)
+    dm = ROOM.model_copy(update={"is_group": False, "chat_id": "dm-lang"})
+    idea = "Un zorro y un búho exploran el bosque nevado"
+    await conv.handle(it.StartStory(idea=idea), ALICE, dm)
+    views = await conv.handle(it.ChangeSettings(key="language", value="fr"), ALICE, dm)
+    assert "language fr" in views[0].text  # type: ignore[union-attr]
+    await conv.handle(it.StartStory(idea=idea), ALICE, dm)
+    stories = [await rt.store.get(sid) for sid in await rt.store.by_owner(ALICE)]
+    assert sorted(s.options.language for s in stories) == ["es", "fr"]
