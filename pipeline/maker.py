@@ -206,7 +206,13 @@ async def _in_session(out: Path | None, begin: Begin) -> int:
 
 
 async def make_story(args: argparse.Namespace) -> int:
+    from pipeline.language import warm
+
+    # The language detector loads while the store and the worker start: not after them.
+    warming = asyncio.create_task(asyncio.to_thread(warm))
+
     async def begin(api: StoryAPI, session: Session) -> tuple[Story, str, str]:
+        await warming
         options = _options_from(api, args)
         owner = UserRef(platform=Platform.cli, user_id=getpass.getuser())
         chat = ChatRef(platform=Platform.cli, chat_id=socket.gethostname())
