@@ -532,6 +532,13 @@ KIND_STEMS: dict[str, str] = {
     "hund": "dog",
     "zorro": "fox",
     "renard": "fox",
+    "dragón": "dragon",
+    "dragão": "dragon",
+    "drache": "dragon",
+    "drago": "dragon",
+    "हाथी": "elephant",
+    "balena": "whale",
+    "baleia": "whale",
 }
 PLACE_STEMS: dict[str, str] = {
     "маяк": "the lighthouse",

@@ -1077,6 +1077,42 @@ def _first_words(text: str, limit: int) -> str:
     return "".join(g[: limit * 2])
 
 
+ARTICLES = frozenset(
+    ["un", "una", "unos", "unas", "el", "la", "los", "las", "le", "les", "une", "des", "der",
+     "die", "das", "den", "ein", "eine", "einen", "il", "lo", "gli", "uma", "um", "o", "a", "os",
+     "as", "एक"]
+)
+CJK_CLASSIFIER = re.compile(r"^(?:一[只条个头位匹隻個條颗顆棵座])")
+CJK_STOP = frozenset("在的和与跟了着是がはをにへでとのも")
+
+
+def _lead_name(part: str, limit: int = 2) -> str:
+    """Who a clause in another language is about: its first words without an article, up to an
+    animal word ("pequeño dragón", "ёжик"); in CJK the noun around a known kind (熊猫, 机器人),
+    else the characters before the first particle."""
+    part = part.strip(" ,.!?;:")
+    if not part or not _is_wide(part[0]):
+        words = [w.strip(",.!?;:") for w in part.split()]
+        while len(words) > 1 and words[0].lower() in ARTICLES:
+            words = words[1:]
+        for k, w in enumerate(words[:3]):
+            if _kind_of(w):
+                return " ".join(words[: k + 1])
+        return " ".join(words[:limit])
+    window = "".join(_graphemes(CJK_CLASSIFIER.sub("", part))[:8])
+    hits = sorted((window.find(st), st) for st in KIND_STEMS if _is_wide(st[0]) and st in window)
+    if hits:
+        at, stem = hits[0]
+        end = at + len(stem)
+        for pos, other in hits[1:]:
+            if pos == end:
+                end += len(other)
+        start = max((i + 1 for i, ch in enumerate(window[:at]) if ch in CJK_STOP), default=0)
+        return window[start:end]
+    cut = next((i for i, ch in enumerate(window) if ch in CJK_STOP and i > 0), min(4, len(window)))
+    return window[:cut]
+
+
 def _write_other(request: ScriptRequest, rng: random.Random) -> Script:
     text = re.sub(r"\s+", " ", request.idea).strip() or "…"
     n = request.scenes
@@ -1093,24 +1129,17 @@ def _write_other(request: ScriptRequest, rng: random.Random) -> Script:
         names = list(dict.fromkeys(alive or emoji[:1]))
     else:
         first = clauses[0]
-        parts = re.split(r"\s+(?:и|с|со|та|і|و|ו|y|et|und)\s+|[和与跟と과와]", first, maxsplit=1)
-        names.append(_first_words(parts[0], 2 if " " in parts[0].strip() else 3))
+        parts = re.split(r"\s+(?:и|с|со|та|і|و|ו|y|et|und|e|ed|and)\s+|[和与跟과와]", first,
+                         maxsplit=1)
+        names.append(_lead_name(parts[0]))
         words = text.split()
         animal = next((w.strip(" ,.!?") for w in words if _kind_of(w)), "")
         if len(words) < 2:
             animal = ""
-        if animal and animal not in names[0]:
+        if animal and animal not in names[0] and names[0] not in animal:
             names.append(animal)
         elif len(parts) > 1 and parts[1].strip():
-            second = parts[1].strip()
-            if " " not in second and not second.isascii():
-                second = re.sub(r"^一.", "", second).split("的")[-1][:2]
-            names.append(_first_words(second, 1))
-        elif len(first.split()) >= 3:
-            last = first.split()[-1]
-            # A trailing object emoji (🌟) sets the scene; it is not a character.
-            if not (all(_is_symbolic(g) for g in _graphemes(last)) and not _kind_of(last)):
-                names.append(last)
+            names.append(_lead_name(parts[1], 1))
     names = [nm.strip(" ,.!?。，")[:80] or "★" for nm in names][:MAX_CHARACTERS]
     names = list(dict.fromkeys(names))
     characters = []
