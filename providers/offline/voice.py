@@ -197,7 +197,7 @@ def _weight(voice: PiperVoice, word: str, said: str) -> tuple[float, int]:
     how many space-separated phoneme groups it becomes ("1999" is three)."""
     if not said:
         return 0.3, 0
-    phonemes = " ".join("".join(s) for s in voice.phonemize(said))
+    phonemes = " ".join("".join(s) for s in _phonemize(voice, said))
     count = len(_STRESS.sub("", phonemes)) or len(said)
     if word.rstrip(_CLOSERS).endswith((",", ";", ":", "—", "–")):
         count += 3
@@ -270,6 +270,13 @@ def _espeak_sentence(words: list[str], voice: str, speed: float, rate: int) -> _
     return _Sentence(audio, words, [1.0] * len(words), voiced, spans)
 
 
+def _phonemize(voice: PiperVoice, text: str) -> list[list[str]]:
+    """Piper's phonemes for ``text``; one thread at a time (espeak-ng keeps global state), while
+    the synthesis itself runs in parallel."""
+    with _piper_lock:
+        return voice.phonemize(text)
+
+
 def _speak_sentence(
     voice: PiperVoice, words: list[str], plan: VoicePlan, length_scale: float, rate: int
 ) -> _Sentence:
@@ -291,7 +298,7 @@ def _speak_sentence(
     if text:
         id_map = voice.config.phoneme_id_map
         phonemes: list[str] = []
-        for sentence in voice.phonemize(text):
+        for sentence in _phonemize(voice, text):
             if phonemes:
                 phonemes.append(" ")
             phonemes.extend(p for p in sentence if p in id_map)
@@ -327,11 +334,9 @@ def synthesize(
     rate = voice.config.sample_rate
     length_scale = voice.config.length_scale / speed
     plan = plan_voice(language)
-    with _piper_lock:
-        sentences = [
-            _speak_sentence(voice, words, plan, length_scale, rate)
-            for words in split_sentences(text)
-        ]
+    sentences = [
+        _speak_sentence(voice, words, plan, length_scale, rate) for words in split_sentences(text)
+    ]
     pause = np.zeros(round(SENTENCE_PAUSE_S * length_scale * rate), dtype=np.float32)
 
     pieces: list[np.ndarray] = []
