@@ -17,7 +17,7 @@ Measured on 2026-11-29 (2 shared cores under heavy load; 70 ideas in 12 language
 
     detector      accuracy  load s  ms/idea  RSS MB
     py3langid        97.1%    1.03     0.09     131   (misses: "Hello World", a short Russian idea)
-    lingua           98.6%   22.69     3.52    1104   (miss: "An astronaut plants a garden in space")
+    lingua           98.6%   22.69     3.52    1104   (miss: "An astronaut plants a garden…")
     storyloom       100.0%    2.16     0.86     131
 
 py3langid was chosen: as accurate once the script and short-idea rules are added, twenty times
