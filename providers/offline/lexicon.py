@@ -322,6 +322,7 @@ IMPLIED_PLACE: dict[str, str] = {
     "farmer": "the fields",
     "fox": "the forest",
     "bear": "the forest",
+    "panda": "the bamboo forest",
     "deer": "the forest",
     "wolf": "the forest",
     "owl": "the forest",
@@ -351,7 +352,7 @@ ANIMALS = _set(
     "raven sparrow robin penguin parrot duck goose swan horse pony donkey unicorn dragon "
     "fox wolf bear cub deer rabbit bunny hare mouse mice rat squirrel hedgehog badger otter "
     "frog toad snail bee butterfly spider lion tiger elephant giraffe monkey goat sheep cow "
-    "pig chicken hen camel yeti dinosaur snake lizard bat moth beetle ant"
+    "pig chicken hen camel yeti dinosaur snake lizard bat moth beetle ant panda"
 )
 PEOPLE = _set(
     "girl boy man woman kid kids child children baby king queen prince princess knight "
@@ -410,6 +411,7 @@ ANIMAL_LOOKS: dict[str, str] = {
     "puppy": "brown puppy with floppy ears and a red collar",
     "fox": "orange fox with a white-tipped tail",
     "bear": "brown bear with a round snout",
+    "panda": "white panda with black ears, black eye patches and black legs",
     "bird": "blue bird with a yellow beak",
     "owl": "brown owl with large amber eyes",
     "horse": "chestnut horse with a dark mane",
@@ -532,6 +534,10 @@ KIND_STEMS: dict[str, str] = {
     "hund": "dog",
     "zorro": "fox",
     "renard": "fox",
+    "熊猫": "panda",
+    "パンダ": "panda",
+    "панд": "panda",
+    "panda": "panda",
     "dragón": "dragon",
     "dragão": "dragon",
     "drache": "dragon",

@@ -930,9 +930,9 @@ def _stem_in(stem: str, low: str) -> bool:
 
 def _kind_of(text: str) -> str:
     low = text.lower()
-    for stem, kind in KIND_STEMS.items():
-        if _stem_in(stem, low):
-            return kind
+    found = [(len(stem), kind) for stem, kind in KIND_STEMS.items() if _stem_in(stem, low)]
+    if found:  # the longest stem: 熊猫 (panda) is not 猫 (cat)
+        return max(found, key=lambda f: f[0])[1]
     for g in _graphemes(text):
         if _is_symbolic(g):
             for w in _unicode_words(g):
@@ -1086,6 +1086,21 @@ CJK_CLASSIFIER = re.compile(r"^(?:一[只条个头位匹隻個條颗顆棵座])"
 CJK_STOP = frozenset("在的和与跟了着是がはをにへでとのも")
 
 
+def _title_other(text: str) -> str:
+    """The idea's first sentence as the title, cut at a word (or after a particle) when long:
+    never in the middle of one ("一只熊猫在竹林里学会了弹" is not a title)."""
+    first = next((m.strip() for m in SENTENCE_RE.findall(text) if m.strip()), text.strip())
+    first = first.rstrip(".!?…。！？؟ ")
+    words = first.split()
+    if len(words) > 1:
+        return " ".join(words[:8])[:120]
+    g = _graphemes(first)
+    if len(g) <= 14:
+        return first
+    cut = max((i + 1 for i, ch in enumerate(g[:14]) if ch in CJK_STOP and i > 1), default=14)
+    return "".join(g[:cut])
+
+
 def _lead_name(part: str, limit: int = 2) -> str:
     """Who a clause in another language is about: its first words without an article, up to an
     animal word ("pequeño dragón", "ёжик"); in CJK the noun around a known kind (熊猫, 机器人),
@@ -1185,7 +1200,7 @@ def _write_other(request: ScriptRequest, rng: random.Random) -> Script:
                 duration_s=_duration(line),
             )
         )
-    title = _first_words(clauses[0], 6)[:120] or names[0]
+    title = _title_other(text) or names[0]
     return Script(title=title, logline=_logline(text), characters=characters, scenes=scenes)
 
 
