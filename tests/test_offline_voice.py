@@ -207,3 +207,11 @@ async def test_words_fall_back_to_an_estimate_when_groups_disagree(
     check_timings(result.words, TWO_SENTENCES, result.duration_s)
     durations = {w.text: w.end_s - w.start_s for w in result.words}
     assert durations["lighthouse"] > durations["The"]
+
+
+async def test_a_language_without_a_voice_is_read_by_a_close_one_and_says_so() -> None:
+    result = await speak("O can e o gato viven na aldea.", language="gl")
+    _, audio = decode(result)
+    assert result.usage.model == "espeak-ng:pt"
+    assert np.sqrt(np.mean(audio**2)) > 0.02
+    assert "gl" in result.note and "pt" in result.note

@@ -157,6 +157,10 @@ def emoji_names(word: str) -> str:
     return " ".join(n.lower() for n in names if n)
 
 
+# A close language whose voice reads one that has none (Galician by the Portuguese voice).
+NEAREST = {"gl": "pt", "oc": "ca", "ast": "es", "fy": "nl", "co": "it", "br": "fr", "li": "nl"}
+
+
 @dataclasses.dataclass(frozen=True)
 class VoicePlan:
     """Who speaks a language: Piper's English voice, or espeak-ng's voice ``espeak``; ``note``
@@ -173,6 +177,11 @@ def plan_voice(language: str) -> VoicePlan:
     name = espeak.voice_name(lang)
     if name is not None:
         return VoicePlan(name)
+    near = NEAREST.get(lang.split("-")[0])
+    near_voice = espeak.voice_name(near) if near else None
+    if near and near_voice:
+        return VoicePlan(near_voice, f"There is no offline voice for the language “{language}”: "
+                                     f"the “{near}” voice reads the narration.")
     return VoicePlan(None, f"There is no offline voice for the language “{language}”: "
                            "the English voice reads the narration.")
 
