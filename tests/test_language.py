@@ -92,3 +92,34 @@ async def test_a_chat_language_setting_wins_over_detection(rt: Runtime) -> None:
     await conv.handle(it.StartStory(idea=idea), ALICE, dm)
     stories = [await rt.store.get(sid) for sid in await rt.store.by_owner(ALICE)]
     assert sorted(s.options.language for s in stories) == ["es", "fr"]
+
+
+async def test_the_bots_show_a_voice_notice_once(rt: Runtime) -> None:
+    from bots.core.conversation import Conversation
+    from bots.core.pump import EventPump
+    from bots.core.views import AnyView, Text
+    from pipeline.events import StoryEvent
+
+    sent: list[AnyView] = []
+
+    class Screen:
+        async def send(self, chat: object, view: AnyView, once: str = "") -> list[str]:
+            sent.append(view)
+            return [str(len(sent))]
+
+        async def edit(self, chat: object, view: AnyView, refs: list[str]) -> bool:
+            return True
+
+        async def retire(self, chat: object, refs: list[str]) -> None:
+            return None
+
+    conv = await Conversation.create(rt, Platform.console)
+    api = StoryAPI(rt)
+    story = await api.start_story("Ọmọ kékeré kan rí ẹja.", ALICE, ROOM,
+                                  api.default_options(scenes=3, language="yo"))
+    pump = EventPump(conv, Screen())
+    note = "There is no offline voice for the language “yo”: the English voice reads it."
+    for _ in range(2):  # a voice step run twice says it once
+        await pump.process(StoryEvent.of(story, EventKind.notice, step="voice", message=note))
+    notices = [v for v in sent if isinstance(v, Text) and v.text == note]
+    assert len(notices) == 1
