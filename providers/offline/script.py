@@ -922,9 +922,11 @@ def _unicode_words(grapheme: str) -> list[str]:
 
 
 def _stem_in(stem: str, low: str) -> bool:
-    """Whole-text match for CJK, infix for Arabic/Hebrew (prefixed articles), else prefix."""
-    if _is_wide(stem[0]) or 0x0590 <= ord(stem[0]) <= 0x06FF:
-        return stem in low
+    """Whole-text match for CJK, Arabic, Hebrew (prefixed articles) and Indic scripts; a word
+    prefix for Latin, Cyrillic and Greek."""
+    script = unicodedata.name(stem[0], "").split(" ", 1)[0]
+    if _is_wide(stem[0]) or script not in ("LATIN", "CYRILLIC", "GREEK"):
+        return stem in low  # and Indic scripts, whose vowel signs split \w runs
     return any(w.startswith(stem) for w in re.findall(r"\w+", low))
 
 
