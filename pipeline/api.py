@@ -8,12 +8,14 @@ story is in a status where the action means something.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Literal
 
 from pydantic import ValidationError
 
 from pipeline.errors import BadRequest
 from pipeline.events import EventKind, StoryEvent
+from pipeline.language import story_language
 from pipeline.models import WORK_STATES, ChatRef, Scene, Status, Story, StoryOptions, UserRef
 from pipeline.prompts import clean_idea, estimate_duration
 from pipeline.queue import abort_story_job, enqueue, status_step, story_job_active
@@ -72,7 +74,11 @@ class StoryAPI:
     ) -> Story:
         """Validate the idea (raises BadIdea, nothing enqueued) and start the pipeline."""
         text = clean_idea(idea, self.rt.settings.max_idea_chars)
-        story = Story(idea=text, owner=owner, chat=chat, options=options or self.default_options())
+        opts = options or self.default_options()
+        if "language" not in opts.model_fields_set:  # a chat's explicit language wins
+            language = await asyncio.to_thread(story_language, text, None, opts.language)
+            opts = opts.model_copy(update={"language": language})
+        story = Story(idea=text, owner=owner, chat=chat, options=opts)
         await self.rt.store.create(story)
         await self._publish(story, EventKind.created, message=text)
         await enqueue(self.rt.redis, "script", story.id, story.revision)

@@ -292,8 +292,13 @@ async def make_story(args: argparse.Namespace) -> int:
     check_text("--style", args.style)
     check_out(args.out)
     options = _options_from(get_settings(), args)
+    from pipeline.language import warm
+
+    # The language detector loads while the store and the worker start: not after them.
+    warming = asyncio.create_task(asyncio.to_thread(warm))
 
     async def begin(api: StoryAPI, session: Session) -> tuple[Story, str, str]:
+        await warming
         owner = UserRef(platform=Platform.cli, user_id=getpass.getuser())
         chat = ChatRef(platform=Platform.cli, chat_id=socket.gethostname())
         story = await api.start_story(args.idea, owner, chat, options)

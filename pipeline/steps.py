@@ -538,6 +538,7 @@ async def step_animate(rt: Runtime, story_id: str, kw: dict[str, Any]) -> None:
 async def step_voice(rt: Runtime, story_id: str, kw: dict[str, Any]) -> None:
     story = await _load(rt, story_id, Status.voicing, "voice")
     _check_budget(rt, story, "voice")
+    notes: set[str] = set()
 
     async def speak(scene: Scene) -> Apply:
         request = SpeechRequest(
@@ -548,9 +549,12 @@ async def step_voice(rt: Runtime, story_id: str, kw: dict[str, Any]) -> None:
         async def call() -> tuple[list[Media], Usage, Any]:
             result = await rt.providers.speech.run(lambda p: p.speak(request))
             words = [w.model_dump() for w in result.words]
-            return [result.audio], result.usage, {"duration": result.duration_s, "words": words}
+            return [result.audio], result.usage, {"duration": result.duration_s, "words": words,
+                                                  "note": result.note}
 
         refs, usage, extra = await _cached_call(rt, key, call, payer=story_id)
+        if extra.get("note"):
+            notes.add(str(extra["note"]))
         narration = Narration(
             media=refs[0],
             text=scene.narration,
@@ -570,6 +574,8 @@ async def step_voice(rt: Runtime, story_id: str, kw: dict[str, Any]) -> None:
     todo = [sc for sc in story.scenes if sc.needs_voice]
     await _each_scene(rt, story_id, "voice", Status.voicing, todo, speak, done_word="voiced",
                       concurrency=2)
+    for note in sorted(notes):  # no voice for the story's language: tell the chat once
+        await _emit(rt, story, EventKind.notice, step="voice", message=note)
     await _advance(rt, story_id, Status.voicing, Status.assembling, "assemble")
 
 

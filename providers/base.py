@@ -179,11 +179,34 @@ class SceneSpec(BaseModel):
     duration_s: float = Field(5.0, ge=2.0, le=20.0, description="Target length of the scene")
 
 
+LANGUAGE_NAMES = {
+    "en": "English", "es": "Spanish", "fr": "French", "de": "German", "it": "Italian",
+    "pt": "Portuguese", "nl": "Dutch", "sv": "Swedish", "da": "Danish", "no": "Norwegian",
+    "fi": "Finnish", "pl": "Polish", "cs": "Czech", "sk": "Slovak", "sl": "Slovenian",
+    "hr": "Croatian", "sr": "Serbian", "bg": "Bulgarian", "ru": "Russian", "uk": "Ukrainian",
+    "be": "Belarusian", "lt": "Lithuanian", "lv": "Latvian", "et": "Estonian", "hu": "Hungarian",
+    "ro": "Romanian", "el": "Greek", "tr": "Turkish", "ar": "Arabic", "fa": "Persian",
+    "ur": "Urdu", "he": "Hebrew", "hi": "Hindi", "bn": "Bengali", "ta": "Tamil", "te": "Telugu",
+    "mr": "Marathi", "ne": "Nepali", "id": "Indonesian", "ms": "Malay", "vi": "Vietnamese",
+    "th": "Thai", "ja": "Japanese", "ko": "Korean", "zh": "Chinese", "sw": "Swahili",
+    "af": "Afrikaans", "ca": "Catalan", "eu": "Basque", "gl": "Galician", "is": "Icelandic",
+    "ga": "Irish", "cy": "Welsh", "ka": "Georgian", "hy": "Armenian", "az": "Azerbaijani",
+    "kk": "Kazakh",
+}
+
+
+def language_name(code: str) -> str:
+    """ "zh" -> "Chinese (zh)": what a model is told to write or speak in."""
+    base = code.strip().lower().replace("_", "-").split("-")[0]
+    name = LANGUAGE_NAMES.get(base)
+    return f"{name} ({code})" if name else f"the language with code {code!r}"
+
+
 class ScriptRequest(BaseModel):
     idea: str
     scenes: int = Field(6, ge=3, le=12)
     style: str = "storybook"
-    language: str = "en"
+    language: str = Field("en", description="ISO 639-1 code: the script is written in it")
 
 
 class Script(BaseModel):
@@ -290,6 +313,8 @@ class SpeechResult(BaseModel):
     duration_s: float
     words: list[WordTiming] = Field(description="Word (or sentence) timings, in order")
     usage: Usage
+    note: str = Field("", description="For the chat: no voice speaks the requested language "
+                                      "and which one narrated instead")
 
 
 @runtime_checkable

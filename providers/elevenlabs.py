@@ -96,8 +96,13 @@ class _ElevenLabsBase(HttpProvider):
         return await probe(self.service, f"{self.base_url}/v1/user")
 
 
+# Models that speak English only; a story in another language is spoken by the multilingual one.
+ENGLISH_ONLY = frozenset({"eleven_monolingual_v1", "eleven_turbo_v2", "eleven_flash_v2"})
+MULTILINGUAL = "eleven_multilingual_v2"
+
+
 class ElevenLabsNarrator(_ElevenLabsBase):
-    default_model = "eleven_multilingual_v2"
+    default_model = MULTILINGUAL
 
     def __init__(self, model: str, settings: ProviderSettings) -> None:
         super().__init__(model, settings)
@@ -107,12 +112,18 @@ class ElevenLabsNarrator(_ElevenLabsBase):
         """The request's voice if it is an ElevenLabs voice id, else the configured one."""
         return voice if re.fullmatch(r"[A-Za-z0-9]{20}", voice) else self.default_voice
 
+    def model_for(self, language: str) -> str:
+        """The configured model, unless it speaks English only and the story is not English."""
+        english = language.lower().split("-")[0] in ("", "en")
+        return MULTILINGUAL if self.model in ENGLISH_ONLY and not english else self.model
+
     async def speak(self, request: SpeechRequest) -> SpeechResult:
-        body: dict[str, Any] = {"text": request.text, "model_id": self.model}
+        model = self.model_for(request.language)
+        body: dict[str, Any] = {"text": request.text, "model_id": model}
         if request.speed != 1.0:
             body["voice_settings"] = {"speed": min(max(request.speed, 0.7), 1.2)}
-        if "v2_5" in self.model and request.language:
-            body["language_code"] = request.language
+        if "v2_5" in model and request.language:  # only these models take language_code
+            body["language_code"] = request.language.split("-")[0].lower()
         payload = await self.service.json(
             "POST",
             f"{self.base_url}/v1/text-to-speech/{self.voice_id(request.voice)}/with-timestamps",
@@ -134,7 +145,7 @@ class ElevenLabsNarrator(_ElevenLabsBase):
             audio=Media(data=pcm16_wav(pcm, RATE), mime="audio/wav"),
             duration_s=duration,
             words=words,
-            usage=self.prices.usage(NAME, self.model, "character", len(request.text)),
+            usage=self.prices.usage(NAME, model, "character", len(request.text)),
         )
 
 

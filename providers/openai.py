@@ -34,6 +34,7 @@ from providers.base import (
     SpeechResult,
     Usage,
     WordTiming,
+    language_name,
 )
 from providers.config import ProviderSettings
 from providers.http import (
@@ -86,7 +87,8 @@ Answer with one JSON object and nothing else, matching this JSON schema:
 Rules: exactly {scenes} scenes; every name in a scene's "characters" is a cast member's "name";
 each character's "description" is a fixed visual description (face, hair, clothes, colours) that
 an illustrator can repeat in every frame; "shot" says what the camera sees; "narration" is one or
-two sentences spoken over it, in the language "{language}"."""
+two sentences spoken over it. Write the title, logline and every narration in {language}, the
+language the idea was written in; keep "shot" and "description" in English for the illustrator."""
 
 
 def _strip_fences(text: str) -> str:
@@ -183,7 +185,7 @@ class OpenAIScriptWriter(_OpenAIBase):
             {
                 "role": "system",
                 "content": _SYSTEM.format(
-                    schema=schema, scenes=request.scenes, language=request.language
+                    schema=schema, scenes=request.scenes, language=language_name(request.language)
                 ),
             },
             {
@@ -325,17 +327,19 @@ class OpenAINarrator(_OpenAIBase):
 
     async def speak(self, request: SpeechRequest) -> SpeechResult:
         voice = request.voice if request.voice in VOICES else "alloy"
+        body: dict[str, Any] = {
+            "model": self.model,
+            "input": request.text,
+            "voice": voice,
+            "response_format": "wav",
+            "speed": min(max(request.speed, 0.25), 4.0),
+        }
+        if not self.model.startswith("tts-1"):
+            # Its voices are multilingual and follow the text; gpt-4o-mini-tts also takes
+            # instructions (tts-1 does not), which keep a short or mixed line in the language.
+            body["instructions"] = f"Speak in {language_name(request.language)}."
         response = await self.service.request(
-            "POST",
-            f"{self.base_url}/audio/speech",
-            json={
-                "model": self.model,
-                "input": request.text,
-                "voice": voice,
-                "response_format": "wav",
-                "speed": min(max(request.speed, 0.25), 4.0),
-            },
-            what="speech",
+            "POST", f"{self.base_url}/audio/speech", json=body, what="speech"
         )
         audio, duration = normalise_wav(NAME, response.content)
         usage = self.prices.usage(NAME, self.model, "character", len(request.text))

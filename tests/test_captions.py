@@ -155,9 +155,28 @@ def test_every_bundled_script_produces_pixels(text: str) -> None:
     assert ink(img).sum() > 300
 
 
-def test_emoji_comes_from_the_emoji_face() -> None:
-    runs = default_chain().runs("hi 🐋")
-    assert [face.name for _, face in runs] == ["NotoSans", "NotoEmoji"]
+def test_emoji_comes_from_the_colour_emoji_face() -> None:
+    runs = [(run.strip(), face) for run, face in default_chain().runs("hi 🐋 ★")]
+    faces = {run: (face.name, face.color) for run, face in runs if run}
+    assert faces["hi"] == ("NotoSans", False)
+    assert faces["🐋"] == ("OpenMoji", True)
+    assert not faces["★"][1]  # a text symbol stays a text glyph
+
+
+@pytest.mark.parametrize("px", [28, 44, 72])
+def test_emoji_are_drawn_in_colour_at_text_size(px: int) -> None:
+    img = render_lines(["Hello 🐱🚀🌙"], 900, TextStyle(px=px))
+    rgba = np.asarray(img).astype(int)
+    opaque = rgba[:, :, 3] > 200
+    rgb = rgba[:, :, :3]
+    saturated = opaque & ((rgb.max(axis=2) - rgb.min(axis=2)) > 80)
+    assert saturated.sum() > px * px // 4, "emoji are monochrome"
+    hues = {tuple(c // 64) for c in rgb[saturated]}
+    assert len(hues) >= 3  # orange cat, red rocket, yellow moon
+    ys, xs = np.nonzero(saturated)
+    # As tall as the text around them: neither a tiny glyph nor a giant bitmap.
+    assert 0.6 * px <= ys.max() - ys.min() + 1 <= 1.4 * px
+    assert xs.min() > text_width("Hello", px) * 0.8
 
 
 def test_font_coverage_is_read_from_the_cmap() -> None:

@@ -111,3 +111,22 @@ def test_the_earliest_kind_word_wins() -> None:
 
     assert figure_kind("Mia", "a girl in a fox hat") == "person"
     assert figure_kind("Rex", "a lion with a golden mane") != "person"
+
+
+@pytest.mark.parametrize(
+    ("name", "description"),
+    [("Knight", "knight in dented silver armour and a red cloak"),
+     ("Witch", "young witch in a purple cloak, black hair")],
+)
+def test_knights_wear_helmets_and_witches_pointed_hats(name: str, description: str) -> None:
+    from providers.offline.figures import Figure, stamp_figure
+
+    def drawn(desc: str, who: str) -> np.ndarray:
+        img = Image.new("RGB", (200, 300), (200, 220, 200))
+        stamp_figure(img, Figure.of(CharacterRef(name=who, description=desc)), 100, 280, 240, 1)
+        return (np.asarray(img).astype(int) != (200, 220, 200)).any(axis=2)
+
+    plain = drawn("girl in a purple cloak, black hair", "Girl")
+    hatted = drawn(description, name)
+    top = int(np.nonzero(plain.any(axis=1))[0].min())
+    assert hatted[: top - 8].sum() > 150  # headgear rises above a bare head

@@ -84,7 +84,7 @@ async def test_english_lines_stay_in_bounds(idea: str, scenes: int) -> None:
         assert 2.0 <= scene.duration_s <= 20.0
     assert len(script.title) <= 120 and len(script.logline) <= 400
     # The protagonist's own head noun reaches the narration.
-    first = script.characters[0].name.split()[-1].lower()
+    first = re.sub(r" \d+$", "", script.characters[0].name).split()[-1].lower()
     assert any(first in s.narration.lower() for s in script.scenes)
 
 
@@ -104,8 +104,11 @@ def _letters(text: str, script_prefix: str) -> int:
 @pytest.mark.parametrize("scenes", [3, 6, 12])
 async def test_other_scripts_keep_their_script(idea: str, script_prefix: str, scenes: int) -> None:
     script = await _write(idea, scenes)
-    assert len(script.scenes) == scenes
-    assert len({s.narration for s in script.scenes}) == scenes
+    # One sentence is told across as many scenes as its words allow, never repeated.
+    assert 3 <= len(script.scenes) <= scenes
+    assert len({s.narration for s in script.scenes}) == len(script.scenes)
+    told = "".join(s.narration for s in script.scenes).replace(" ", "")
+    assert told == idea.replace(" ", "")
     for scene in script.scenes:
         assert _letters(scene.narration, script_prefix) > 0
         assert not re.search(r"[A-Za-z]", scene.narration)
@@ -126,8 +129,8 @@ async def test_the_whale_is_found_in_other_scripts() -> None:
 @pytest.mark.parametrize("idea", ["🐋🏝️💡", "🐱", "👧🐉", "...", "猫"])
 async def test_emoji_and_tiny_ideas_still_make_a_script(idea: str) -> None:
     script = await _write(idea, 6)
-    assert len(script.scenes) == 6
-    assert len({s.narration for s in script.scenes}) == 6
+    assert 3 <= len(script.scenes) <= 6
+    assert len({s.narration for s in script.scenes}) == len(script.scenes)
     if idea[0] in "🐋🐱👧":
         assert script.characters[0].name == idea[0]
         assert all(idea[0] in s.narration or s.narration.strip("…!? ") for s in script.scenes)

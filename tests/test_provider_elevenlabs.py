@@ -96,3 +96,23 @@ async def test_music_answer_that_is_not_audio_is_a_typed_error(el: FakeElevenLab
     el.mp3 = b"<html>gateway says hello</html>"
     with pytest.raises(ProviderBadResponse, match="expected audio"):
         await music_maker(el).compose(MusicRequest(duration_s=20))
+
+
+async def test_a_story_in_another_language_gets_a_multilingual_model(el: FakeElevenLabs) -> None:
+    english_only = ElevenLabsNarrator.from_settings(
+        "eleven_turbo_v2", provider_settings(elevenlabs_base_url=el.url))
+    fast(english_only)
+    result = await english_only.speak(SpeechRequest(text="Hola ballena", language="es"))
+    assert el.calls("POST", "/v1/text-to-speech/")[0].json["model_id"] == "eleven_multilingual_v2"
+    assert result.usage.model == "eleven_multilingual_v2"
+    await english_only.speak(SpeechRequest(text="Hello whale", language="en"))
+    assert el.calls("POST", "/v1/text-to-speech/")[1].json["model_id"] == "eleven_turbo_v2"
+
+
+async def test_a_flash_v2_5_model_is_given_the_language_code(el: FakeElevenLabs) -> None:
+    flash = ElevenLabsNarrator.from_settings(
+        "eleven_flash_v2_5", provider_settings(elevenlabs_base_url=el.url))
+    fast(flash)
+    await flash.speak(SpeechRequest(text="你好", language="zh"))
+    sent = el.calls("POST", "/v1/text-to-speech/")[0].json
+    assert sent["language_code"] == "zh" and sent["model_id"] == "eleven_flash_v2_5"

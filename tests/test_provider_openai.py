@@ -191,3 +191,19 @@ async def test_check_accepts_a_good_key_and_flags_a_bad_one(fake: FakeOpenAI) ->
     with pytest.raises(ProviderAuthError):
         await bad.write(ScriptRequest(idea="x", scenes=3))
     assert all(c.path == "/v1/models" or c.path.endswith("completions") for c in fake.requests)
+
+
+async def test_script_is_asked_for_in_the_story_language(fake: FakeOpenAI) -> None:
+    fake.chat_answers = [script_json(3)]
+    writer = make(OpenAIScriptWriter, fake, "gpt-4o-mini")
+    await writer.write(ScriptRequest(idea="一只熊猫学会了弹钢琴", scenes=3, language="zh"))
+    system = fake.calls("POST", "/v1/chat/completions")[0].json["messages"][0]["content"]
+    assert "narration in Chinese (zh)" in system
+
+
+async def test_speech_model_with_instructions_is_told_the_language(fake: FakeOpenAI) -> None:
+    narrator = make(OpenAINarrator, fake, "gpt-4o-mini-tts")
+    await narrator.speak(SpeechRequest(text="Кит поёт.", voice="nova", language="ru"))
+    sent = fake.calls("POST", "/v1/audio/speech")[0].json
+    assert sent["instructions"] == "Speak in Russian (ru)."
+    assert sent["input"] == "Кит поёт."

@@ -41,7 +41,7 @@ COMMANDS = """commands:
   approve             make the video once every scene has a frame
   redo <scene>        redo one scene's clip of a finished video
   voice [name]        narrate a finished video again;  remix  a new take on the idea
-  settings [key val]  aspect, scenes, style, voice for new stories
+  settings [key val]  aspect, scenes, style, voice, language for new stories
   status | mystories | cancel | retry | wait | help | quit"""
 
 

@@ -79,8 +79,10 @@ CHOICES: dict[str, list[str]] = {
     "scenes": ["3", "4", "5", "6", "8", "10", "12"],
     "style": list(STYLES),
     "voice": ["joe"],
+    # "auto": each story in its idea's own language (pipeline.language).
+    "language": ["auto", "en", "es", "fr", "de", "it", "pt", "ru", "zh", "ja", "ar", "hi"],
 }
-SETTING_KEYS = ("aspect", "scenes", "style", "voice")
+SETTING_KEYS = ("aspect", "scenes", "style", "voice", "language")
 REGEN_WHAT = ("frame", "clip", "voice")
 SCENE_MAX = 600  # the longest scene text pipeline.api.edit_scene accepts
 KEYCAPS = tuple(f"{n}\ufe0f\u20e3" for n in range(1, 10))  # 1️⃣ … 9️⃣
@@ -579,7 +581,7 @@ class Conversation:
     async def prefs(self, chat: ChatRef) -> dict[str, str]:
         s = self.rt.settings
         out = {"aspect": s.default_aspect, "scenes": str(s.default_scenes),
-               "style": s.default_style, "voice": s.default_voice}
+               "style": s.default_style, "voice": s.default_voice, "language": "auto"}
         raw = await self._redis.hgetall(self._prefs_key(chat))
         for k, v in raw.items():
             key = k.decode() if isinstance(k, bytes) else str(k)
@@ -594,6 +596,7 @@ class Conversation:
         return self.api.default_options(
             aspect=p["aspect"], scenes=int(p["scenes"]), style=p["style"], voice=p["voice"],
             pick="ask", size_cap_bytes=cap or self.size_cap_bytes,
+            language=None if p["language"] == "auto" else p["language"],
         )
 
     async def settings_view(self, chat: ChatRef) -> Text:
@@ -606,7 +609,8 @@ class Conversation:
             ]
             rows += [row[i : i + 4] for i in range(0, len(row), 4)]
         text = (f"Aspect {p['aspect']} · {p['scenes']} scenes · style {p['style']} · "
-                f"voice {p['voice']}\nRows: aspect, scenes, style, voice.")
+                f"voice {p['voice']} · language {p['language']}\n"
+                "Rows: aspect, scenes, style, voice, language.")
         return Text(title="⚙️ Settings for new stories here", text=text, buttons=rows)
 
     # ------------------------------------------------------------------ views of a story

@@ -106,7 +106,7 @@ class Remix(Intent):
 class ChangeSettings(Intent):
     """Show the chat's settings for new stories, or change one of them."""
 
-    key: Literal["aspect", "scenes", "style", "voice"] | None = None
+    key: Literal["aspect", "scenes", "style", "voice", "language"] | None = None
     value: str | None = None
 
 

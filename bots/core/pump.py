@@ -22,6 +22,7 @@ from bots.core.conversation import (
     status_due,
 )
 from bots.core.delivery import ChatGone, Renderer
+from bots.core.views import Text
 from pipeline.errors import (
     CorruptStory,
     MediaNotFound,
@@ -281,6 +282,10 @@ class EventPump:
             sc = story.scene(ev.scene)
             if f"scene:{ev.scene}:{sc.generation}" in shown:
                 await d.show(r, chat, conv.scene_view(story, ev.scene))
+        elif ev.kind == EventKind.notice and ev.scene is None and ev.message:
+            # A step's word to the chat (no voice for the language): slotted, so said once.
+            await d.show(r, chat, Text(story_id=story.id, slot=f"notice:{ev.step}",
+                                       text=ev.message))
         if ev.kind == EventKind.status and ev.scene is not None:
             await self._retire_old(story, ev.scene, shown)
         if "approve" in shown:

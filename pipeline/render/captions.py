@@ -483,8 +483,10 @@ def draw_line(
             fill=style.fill,
             anchor="ls",
             direction=direction,
-            stroke_width=sw,
+            # A colour glyph's plain outline is a placeholder, not its shape: no stroke.
+            stroke_width=0 if face.color else sw,
             stroke_fill=style.stroke,
+            embedded_color=face.color,
         )
 
 
@@ -498,6 +500,8 @@ def _draw_shadow(
     shadow = Image.new("RGBA", img.size, (0, 0, 0, 0))
     sdraw = ImageDraw.Draw(shadow)
     for rx, run, face in placements:
+        if face.color:
+            continue  # its outline is a placeholder; colour emoji cast no caption shadow
         sdraw.text(
             (rx + offset, baseline + offset),
             run,

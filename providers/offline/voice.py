@@ -1,14 +1,16 @@
-"""Narration with the Piper neural voice that ships as a package (``joe``, en_US): no key, no
-download.
+"""Offline narration: English with the Piper neural voice that ships as a package (``joe``,
+en_US), every other language with espeak-ng's own voice for it (:mod:`providers.offline.espeak`).
+No key, no download, and never silence: a language with no voice here is read by the English
+voice (and the result says so, for the chat), a sentence in another script by that script's
+espeak-ng voice, and a sentence of emoji alone by their names.
 
 Piper speaks sentence by sentence, so sentence boundaries in the audio are exact. Words are timed
 from the model's own alignment (audio samples per phoneme; the model is patched for it in memory
 with the ``onnx`` package when the voice loads): a word runs from its first phoneme to its last.
 Where the words of a sentence cannot be matched to its phoneme groups one for one, or alignment is
 unavailable, words are timed in proportion to their phoneme counts over the sentence's voiced span
-(its leading and trailing silence trimmed). Anything the English voice cannot pronounce (emoji,
-CJK and other scripts it would only spell as "Chinese letter") is left unspoken: it gets an
-estimated stretch of silence so captions still show it.
+(its leading and trailing silence trimmed). Inside a sentence the English voice speaks, what it
+cannot pronounce (an emoji, a word in another script) is left unspoken and keeps its place.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from providers.base import (
     WordTiming,
 )
 from providers.config import ProviderSettings
+from providers.offline import espeak
 from providers.wav import float_wav
 
 NAME = "offline"
@@ -66,13 +69,11 @@ _ABBREVIATIONS = frozenset(
         "rev",
     ]
 )
-_SCRIPT_VOICES = {"CYRILLIC": "ru", "GREEK": "el"}
 _EMOJI_JOINERS = frozenset("\u200d\ufe0e\ufe0f\u20e3")
 
 _voice: PiperVoice | None = None
 _voice_lock = threading.Lock()
-_dialects: dict[str, PiperVoice | None] = {}
-_dialects_lock = threading.Lock()
+_piper_lock = threading.Lock()  # Piper phonemizes with espeak-ng's global state
 
 
 def load_voice() -> PiperVoice:
@@ -113,15 +114,15 @@ def split_sentences(text: str) -> list[list[str]]:
 
 
 def speakable(word: str) -> str:
-    """The part of ``word`` this voice can say: Latin, Cyrillic and Greek letters, digits and
-    punctuation. Emoji and other scripts are dropped (empty if nothing is left to say)."""
+    """The part of ``word`` the English voice can say: Latin letters, digits and punctuation.
+    Emoji and other scripts are dropped (empty if nothing is left to say)."""
     kept: list[str] = []
     keep_marks = False
     for ch in unicodedata.normalize("NFC", word):
         category = unicodedata.category(ch)
         if category.startswith("L"):
             name = unicodedata.name(ch, "")
-            keep_marks = name.startswith(("LATIN", "CYRILLIC", "GREEK"))
+            keep_marks = name.startswith("LATIN")
         elif category == "Mn":
             pass  # a combining mark follows the fate of its base letter
         else:
@@ -150,37 +151,39 @@ def glyph_clusters(word: str) -> int:
     return max(1, count + int(narrow))
 
 
-def _script_voice(text: str, language: str, default: str) -> str:
-    """The espeak dialect to phonemize with: the requested language if not English, else the
-    dialect of a non-Latin script (an English voice spells Cyrillic letter by letter)."""
+def emoji_names(word: str) -> str:
+    """What a word of symbols says aloud: their Unicode names ("🐱🚀" -> "cat face rocket")."""
+    names = [unicodedata.name(ch, "") for ch in word if unicodedata.category(ch) == "So"]
+    return " ".join(n.lower() for n in names if n)
+
+
+# A close language whose voice reads one that has none (Galician by the Portuguese voice).
+NEAREST = {"gl": "pt", "oc": "ca", "ast": "es", "fy": "nl", "co": "it", "br": "fr", "li": "nl"}
+
+
+@dataclasses.dataclass(frozen=True)
+class VoicePlan:
+    """Who speaks a language: Piper's English voice, or espeak-ng's voice ``espeak``; ``note``
+    says, for the chat, that the language has no voice here and which one reads it instead."""
+
+    espeak: str | None
+    note: str = ""
+
+
+def plan_voice(language: str) -> VoicePlan:
     lang = language.strip().lower().replace("_", "-")
-    if lang and not lang.startswith("en"):
-        return lang
-    for ch in text:
-        if unicodedata.category(ch).startswith("L"):
-            script = unicodedata.name(ch, "").split(" ", 1)[0]
-            if script in _SCRIPT_VOICES:
-                return _SCRIPT_VOICES[script]
-    return default
-
-
-def _dialect(voice: PiperVoice, espeak_voice: str) -> PiperVoice | None:
-    """The same model with another espeak dialect, or None if espeak does not know it."""
-    if espeak_voice == voice.config.espeak_voice:
-        return voice
-    with _dialects_lock:
-        if espeak_voice in _dialects:
-            return _dialects[espeak_voice]
-        other = dataclasses.replace(
-            voice, config=dataclasses.replace(voice.config, espeak_voice=espeak_voice)
-        )
-        try:
-            other.phonemize("a")
-        except RuntimeError:
-            _dialects[espeak_voice] = None
-        else:
-            _dialects[espeak_voice] = other
-        return _dialects[espeak_voice]
+    if not lang or lang == "en" or lang.startswith("en-"):
+        return VoicePlan(None)
+    name = espeak.voice_name(lang)
+    if name is not None:
+        return VoicePlan(name)
+    near = NEAREST.get(lang.split("-")[0])
+    near_voice = espeak.voice_name(near) if near else None
+    if near and near_voice:
+        return VoicePlan(near_voice, f"There is no offline voice for the language “{language}”: "
+                                     f"the “{near}” voice reads the narration.")
+    return VoicePlan(None, f"There is no offline voice for the language “{language}”: "
+                           "the English voice reads the narration.")
 
 
 # --------------------------------------------------------------------------- synthesis
@@ -203,7 +206,7 @@ def _weight(voice: PiperVoice, word: str, said: str) -> tuple[float, int]:
     how many space-separated phoneme groups it becomes ("1999" is three)."""
     if not said:
         return 0.3, 0
-    phonemes = " ".join("".join(s) for s in voice.phonemize(said))
+    phonemes = " ".join("".join(s) for s in _phonemize(voice, said))
     count = len(_STRESS.sub("", phonemes)) or len(said)
     if word.rstrip(_CLOSERS).endswith((",", ";", ":", "—", "–")):
         count += 3
@@ -250,18 +253,61 @@ def word_spans(groups: list[int], spans: list[tuple[int, int]]) -> list[tuple[in
     return out
 
 
+def _espeak_sentence(words: list[str], voice: str, speed: float, rate: int) -> _Sentence:
+    """One sentence in espeak-ng's voice, resampled to ``rate``, words timed by its events."""
+    text = " ".join(words)
+    spoken = espeak.speak(text, voice, speed)
+    audio = spoken.audio
+    if spoken.rate != rate and audio.size:
+        n = round(audio.size * rate / spoken.rate)
+        audio = np.interp(np.linspace(0, audio.size - 1, n), np.arange(audio.size), audio)
+        audio = audio.astype(np.float32)
+    scale = rate / spoken.rate
+    loud = np.flatnonzero(np.abs(audio) > VOICED_FLOOR * float(np.max(np.abs(audio), initial=0)))
+    voiced = (int(loud[0]), int(loud[-1]) + 1) if loud.size else (0, audio.size)
+    starts: list[int] = []
+    offset = 0
+    for word in words:
+        end = offset + len(word)
+        hits = [round(sample * scale) for at, sample in spoken.words if offset <= at < end]
+        starts.append(min(hits) if hits else (starts[-1] if starts else voiced[0]))
+        offset = end + 1
+    starts = [max(a, b) for a, b in zip(starts, [0, *starts[:-1]], strict=True)]
+    ends = [*starts[1:], voiced[1]]
+    spans = [(min(a, audio.size), min(max(a, b), audio.size)) for a, b in zip(starts, ends,
+                                                                              strict=True)]
+    return _Sentence(audio, words, [1.0] * len(words), voiced, spans)
+
+
+def _phonemize(voice: PiperVoice, text: str) -> list[list[str]]:
+    """Piper's phonemes for ``text``; one thread at a time (espeak-ng keeps global state), while
+    the synthesis itself runs in parallel."""
+    with _piper_lock:
+        return voice.phonemize(text)
+
+
 def _speak_sentence(
-    base: PiperVoice, words: list[str], language: str, length_scale: float, rate: int
+    voice: PiperVoice, words: list[str], plan: VoicePlan, length_scale: float, rate: int
 ) -> _Sentence:
+    speed = voice.config.length_scale / length_scale
+    if plan.espeak is not None:
+        return _espeak_sentence(words, plan.espeak, speed, rate)
     said = [speakable(w) for w in words]
     text = " ".join(s for s in said if s)
+    if not text:
+        # Nothing English in it: another script's own voice, else the emoji by name.
+        other = espeak.script_language(" ".join(words))
+        name = espeak.voice_name(other) if other else None
+        if name is not None:
+            return _espeak_sentence(words, name, speed, rate)
+        said = [emoji_names(w) for w in words]
+        text = " ".join(s for s in said if s)
     audio = np.zeros(0, dtype=np.float32)
     spans: list[tuple[int, int]] | None = None
-    voice = _dialect(base, _script_voice(text, language, base.config.espeak_voice)) or base
     if text:
         id_map = voice.config.phoneme_id_map
         phonemes: list[str] = []
-        for sentence in voice.phonemize(text):
+        for sentence in _phonemize(voice, text):
             if phonemes:
                 phonemes.append(" ")
             phonemes.extend(p for p in sentence if p in id_map)
@@ -296,9 +342,9 @@ def synthesize(
     voice = load_voice()
     rate = voice.config.sample_rate
     length_scale = voice.config.length_scale / speed
+    plan = plan_voice(language)
     sentences = [
-        _speak_sentence(voice, words, language, length_scale, rate)
-        for words in split_sentences(text)
+        _speak_sentence(voice, words, plan, length_scale, rate) for words in split_sentences(text)
     ]
     pause = np.zeros(round(SENTENCE_PAUSE_S * length_scale * rate), dtype=np.float32)
 
@@ -340,7 +386,8 @@ def synthesize(
 
 
 class PiperNarrator:
-    """The offline narrator: Piper's ``joe`` voice, run on the CPU in a worker thread."""
+    """The offline narrator: Piper's ``joe`` voice for English, espeak-ng's voice for the other
+    languages, run on the CPU in a worker thread."""
 
     name = NAME
 
@@ -353,14 +400,17 @@ class PiperNarrator:
 
     async def speak(self, request: SpeechRequest) -> SpeechResult:
         try:
+            plan = await asyncio.to_thread(plan_voice, request.language)
             data, duration, words = await asyncio.to_thread(
                 synthesize, request.text, request.language, request.speed
             )
         except (OSError, RuntimeError) as err:
-            raise ProviderUnavailable(NAME, f"piper failed: {type(err).__name__}: {err}") from err
+            raise ProviderUnavailable(NAME, f"voice failed: {type(err).__name__}: {err}") from err
+        model = f"espeak-ng:{plan.espeak}" if plan.espeak else self.model
         return SpeechResult(
             audio=Media(data=data, mime="audio/wav"),
             duration_s=duration,
             words=words,
-            usage=Usage(provider=NAME, model=self.model, units=len(request.text), unit="char"),
+            usage=Usage(provider=NAME, model=model, units=len(request.text), unit="char"),
+            note=plan.note,
         )
