@@ -12,8 +12,8 @@ import hashlib
 import os
 import shutil
 import tempfile
-from pathlib import Path
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from pipeline.errors import MediaNotFound
