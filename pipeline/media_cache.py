@@ -82,6 +82,16 @@ class MediaCache:
             shutil.copyfile(source, tmp)
         return self.adopt(key, tmp)
 
+    def add_bytes(self, key: str, data: bytes) -> Path:
+        """Keep small media this process just stored (a frame, a narration): it reads them next."""
+        target = self.file(key)
+        if target.exists():
+            os.utime(target)
+            return target
+        tmp = self.partial()
+        tmp.write_bytes(data)
+        return self.adopt(key, tmp)
+
     def discard(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.file(key).unlink()

@@ -117,6 +117,7 @@ class S3MediaStore:
                                         attributes={"Content-Type": mime})
             except (BaseError, OSError) as err:
                 raise self._unavailable(err, "store a file") from None
+        await asyncio.to_thread(self.cache.add_bytes, key, data)
         return ref
 
     async def put_file(self, path: Path, mime: str) -> MediaRef:
