@@ -176,20 +176,38 @@ async def test_store_unreachable_mid_story_steps_retry_and_nothing_is_lost(
     options = api.default_options(scenes=3, candidates=1, pick="auto", music=False)
     story = await api.start_story("A fox and a heron share a winter lake", ALICE, ROOM, options)
 
+    def retried() -> list[logging.LogRecord]:
+        return [r for r in caplog.records if r.getMessage() == "step failed, retrying"]
+
+    noticed = asyncio.Event()
+
+    class Notice(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.getMessage() == "step failed, retrying":
+                noticed.set()
+
     async def outage() -> None:
+        """Down from the start of animation until a step has failed for it, then back."""
         await _wait_for(s3_rt, story.id, {Status.animating}, 120)
         s3.stop()
-        await asyncio.sleep(6)
-        s3.start()
+        try:
+            await asyncio.wait_for(noticed.wait(), 120)
+        finally:
+            s3.start()
 
     caplog.set_level(logging.WARNING)
-    down = asyncio.create_task(outage())
-    await run_until_idle(s3_rt)
-    await down
+    handler = Notice()
+    logging.getLogger("pipeline.queue").addHandler(handler)
+    try:
+        down = asyncio.create_task(outage())
+        await run_until_idle(s3_rt)
+        await down
+    finally:
+        logging.getLogger("pipeline.queue").removeHandler(handler)
     final = await s3_rt.store.get(story.id)
     assert final.status == Status.done, final.error
-    retried = [r for r in caplog.records if r.getMessage() == "step failed, retrying"]
-    assert retried, "the outage was never noticed"
+    assert retried(), "the outage was never noticed"
+    assert "media store" in str(getattr(retried()[0], "err", ""))
     stored = {k.removeprefix("media/") for k in s3.keys(bucket)}
     assert _media_keys(final) <= stored
 
