@@ -35,7 +35,7 @@ class MediaStoreUnavailable(StoryloomError):
     """The object store did not answer (or answered with an error): worth another try later."""
 
     retryable = True
-    user_message = "the media store is unreachable for now; this step will be tried again"
+    user_message = "the media store could not be reached; retry the story once it is back"
 
 
 def _hash_file(path: Path) -> tuple[str, int]:
