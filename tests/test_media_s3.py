@@ -153,3 +153,16 @@ async def test_an_unreachable_store_is_a_retryable_error(
     finally:
         s3.start()
     assert await store.get(ref) == b"frame"  # nothing was lost
+
+
+async def test_what_a_worker_stores_it_reads_back_from_its_cache(
+    s3: S3Server, bucket: str, tmp_path: Path
+) -> None:
+    store = _store(s3, bucket, tmp_path)
+    frame = await store.put(b"a frame", "image/png")
+    video = tmp_path / "v.mp4"
+    video.write_bytes(b"\x00" * 4096)
+    clip = await store.put_file(video, "video/mp4")
+    assert await store.get(frame) == b"a frame"
+    assert (await store.path(clip)).read_bytes() == b"\x00" * 4096
+    assert (store.cache.stats.hits, store.cache.stats.misses) == (2, 0)  # no download
