@@ -1,7 +1,8 @@
 """The media store: frames, clips, audio and videos, addressed by the SHA-256 of their bytes.
 
-The interface is what an S3-compatible implementation needs too (put, get, a local path for the
-encoder, a public URL); the local one keeps files under ``<media_dir>/ab/cd/<hash>.<ext>``.
+Two implementations: the local folder here (files under ``<media_dir>/ab/cd/<hash>.<ext>``) and
+S3-compatible object storage in :mod:`pipeline.media_s3` (same keys, a bounded local cache for
+the paths the encoder needs, presigned links).
 """
 
 from __future__ import annotations
@@ -11,12 +12,16 @@ import hashlib
 import os
 import shutil
 import tempfile
+from datetime import timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from pipeline.errors import MediaNotFound
 from pipeline.models import MediaRef
 from providers.base import ext_for
+
+if TYPE_CHECKING:
+    from pipeline.settings import Settings
 
 
 class MediaStore(Protocol):
@@ -32,7 +37,9 @@ class MediaStore(Protocol):
 
     async def exists(self, ref: MediaRef) -> bool: ...
 
-    def public_url(self, ref: MediaRef) -> str | None: ...
+    def public_url(self, ref: MediaRef) -> str | None:
+        """A link anyone can open (for a video over a chat's upload limit), or None."""
+        ...
 
 
 class LocalMediaStore:
@@ -114,3 +121,21 @@ def open_media_store(media_store: str, root: Path, public_url: str = "") -> Medi
     if media_store == "local":
         return LocalMediaStore(root, public_url)
     raise ValueError(f"unknown media store {media_store!r}")
+
+
+def media_store_for(settings: Settings) -> MediaStore:
+    """The media store the settings name: a local folder, or an S3 bucket with a local cache."""
+    if settings.media_store == "s3":
+        from pipeline.media_cache import MediaCache
+        from pipeline.media_s3 import S3MediaStore
+
+        cache = MediaCache(settings.data_dir / "media-cache",
+                           int(settings.media_cache_mb * 1024 * 1024),
+                           grace_s=float(settings.step_timeout_s))
+        return S3MediaStore(
+            settings.media_bucket, cache, prefix=settings.media_prefix,
+            endpoint_url=settings.media_endpoint_url, region=settings.media_region,
+            link_ttl=timedelta(hours=settings.media_link_hours),
+            public_base_url=settings.media_public_url,
+        )
+    return open_media_store(settings.media_store, settings.media_path, settings.media_public_url)

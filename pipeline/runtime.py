@@ -10,7 +10,7 @@ from arq.connections import ArqRedis
 
 from pipeline.connection import RedisTarget, open_redis
 from pipeline.events import Outbox
-from pipeline.media import MediaStore, open_media_store
+from pipeline.media import MediaStore, media_store_for
 from pipeline.settings import Settings
 from pipeline.store import StepCache, StoryStore
 
@@ -38,9 +38,7 @@ class Runtime:
             redis=redis,
             store=StoryStore(redis),
             cache=StepCache(redis),
-            media=open_media_store(
-                settings.media_store, settings.media_path, settings.media_public_url
-            ),
+            media=media_store_for(settings),
             outbox=Outbox(redis),
         )
 

@@ -44,9 +44,23 @@ class Settings(ProviderSettings):
         SecretStr(""), description="Redis URL; empty starts an embedded Valkey under data_dir"
     )
     data_dir: Path = Field(default_factory=_default_data_dir, description="State and media folder")
-    media_store: Literal["local"] = Field("local", description="Media store kind (local folder)")
+    media_store: Literal["local", "s3"] = Field(
+        "local", description="Media store: local (a folder) or s3 (S3-compatible bucket)"
+    )
     media_dir: Path | None = Field(None, description="Local media folder (default data_dir/media)")
     media_public_url: str = Field("", description="Public base URL of the media store, for links")
+    media_bucket: str = Field("", description="S3 bucket of the media store (media_store=s3)")
+    media_prefix: str = Field("", description="Key prefix inside the S3 bucket")
+    media_endpoint_url: str = Field(
+        "", description="S3 endpoint URL (MinIO, R2...); empty means AWS (or AWS_ENDPOINT_URL)"
+    )
+    media_region: str = Field("", description="S3 region; empty means AWS_REGION or us-east-1")
+    media_cache_mb: float = Field(
+        2048, ge=16, description="Local cache of S3 media on each worker, in MB (LRU)"
+    )
+    media_link_hours: float = Field(
+        72, gt=0, le=168, description="How long a presigned link to a large video stays valid"
+    )
 
     # --- chat platforms
     telegram_token: SecretStr = Field(SecretStr(""), description="Telegram bot token")
@@ -135,6 +149,13 @@ class Settings(ProviderSettings):
     def log_file(self) -> Path:
         """Where the terminal commands (make, retry, regen) keep their detailed log."""
         return self.data_dir / "logs" / "storyloom.log"
+
+    @field_validator("media_bucket")
+    @classmethod
+    def _check_media_bucket(cls, v: str, info: ValidationInfo) -> str:
+        if info.data.get("media_store") == "s3" and not v.strip():
+            raise ValueError("STORYLOOM_MEDIA_STORE=s3 needs a bucket name")
+        return v.strip()
 
     @property
     def media_path(self) -> Path:

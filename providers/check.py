@@ -24,6 +24,7 @@ KEY_FIELDS = {
     "fal": "fal_key",
     "replicate": "replicate_api_token",
     "elevenlabs": "elevenlabs_api_key",
+    "runway": "runway_api_key",
 }
 
 

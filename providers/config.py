@@ -33,6 +33,8 @@ class ProviderSettings(BaseSettings):
     replicate_base_url: str = Field("https://api.replicate.com/v1", description="Replicate URL")
     elevenlabs_api_key: SecretStr = Field(SecretStr(""), description="ElevenLabs API key")
     elevenlabs_base_url: str = Field("https://api.elevenlabs.io", description="ElevenLabs URL")
+    runway_api_key: SecretStr = Field(SecretStr(""), description="Runway API key")
+    runway_base_url: str = Field("https://api.dev.runwayml.com", description="Runway API URL")
     comfyui_url: str = Field("", description="Self-hosted ComfyUI base URL")
     comfyui_workflow: Path | None = Field(None, description="ComfyUI workflow JSON template")
     provider_concurrency: int = Field(

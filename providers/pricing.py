@@ -56,6 +56,11 @@ DEFAULT_PRICES: dict[str, Price] = {
     "replicate:meta/musicgen": _p("second", 0.0035),
     "fal:fal-ai/stable-audio": _p("second", 0.0025),
     "elevenlabs:music_v1": _p("second", 0.0115),
+    # image-to-video labs, per second of video (Runway: 5 credits a second at $0.01 each)
+    "openai:sora-2": _p("second", 0.10),
+    "openai:sora-2-pro": _p("second", 0.30),
+    "runway:gen4_turbo": _p("second", 0.05),
+    "runway:gen3a_turbo": _p("second", 0.05),
 }
 
 # Fallbacks per (provider, unit) for models not in the table: a cautious middle of the market.
@@ -70,6 +75,8 @@ DEFAULT_UNIT_PRICES: dict[tuple[str, str], Price] = {
     ("elevenlabs", "character"): _p("character", 0.30 / 1000),
     ("elevenlabs", "second"): _p("second", 0.0115),
     ("comfyui", "image"): _p("image", 0.0),
+    ("openai", "second"): _p("second", 0.30),
+    ("runway", "second"): _p("second", 0.05),
 }
 
 

@@ -51,6 +51,8 @@ FACTORIES: dict[tuple[Capability, str], str] = {
     ("music", "replicate"): "providers.replicate:ReplicateMusicMaker.from_settings",
     ("music", "fal"): "providers.fal:FalMusicMaker.from_settings",
     ("music", "elevenlabs"): "providers.elevenlabs:ElevenLabsMusicMaker.from_settings",
+    ("video", "openai"): "providers.sora:SoraAnimator.from_settings",
+    ("video", "runway"): "providers.runway:RunwayAnimator.from_settings",
 }
 
 

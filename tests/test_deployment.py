@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from pipeline.cli import build_parser
-from pipeline.settings import Settings
+from pipeline.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -75,3 +75,26 @@ def test_readme_starts_with_the_two_commands_and_ci_runs_the_test_one() -> None:
     assert shlex.split(test_cmd) == ["python3", "run.py", "test"]
     ci = [ln.strip() for ln in (ROOT / ".ci/run").read_text().splitlines()]
     assert test_cmd in ci
+
+
+def test_services_share_only_redis_and_the_minio_bucket() -> None:
+    compose = _compose()
+    services = compose["services"]
+    assert {"minio", "minio-init"} <= set(services)
+    init = " ".join(services["minio-init"]["command"])
+    for name, service in services.items():
+        if not service.get("image", "").startswith("storyloom"):
+            continue
+        env = service["environment"]
+        settings = load_settings(env_file=None, **{
+            k.removeprefix("STORYLOOM_").lower(): v for k, v in env.items()
+            if k.startswith("STORYLOOM_")
+        })
+        assert settings.media_store == "s3", name
+        assert settings.media_endpoint_url == "http://minio:9000"
+        assert f"store/{settings.media_bucket}" in init  # the bucket the init job creates
+        assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} <= set(env)
+        assert not service.get("volumes"), f"{name} mounts a shared folder"
+        assert services[name]["depends_on"]["minio-init"]["condition"] == \
+            "service_completed_successfully"
+    assert any(v.endswith(":/data") for v in services["minio"]["volumes"])
