@@ -12,7 +12,7 @@ from typing import Literal
 
 from pipeline.errors import BadRequest
 from pipeline.events import EventKind, StoryEvent
-from pipeline.models import ChatRef, Scene, Status, Story, StoryOptions, UserRef
+from pipeline.models import ChatRef, Scene, Status, Story, StoryOptions, UserRef, VoteRules
 from pipeline.prompts import clean_idea, estimate_duration
 from pipeline.queue import abort_story_job, enqueue
 from pipeline.runtime import Runtime
@@ -52,11 +52,14 @@ class StoryAPI:
     # ------------------------------------------------------------------ create / read
 
     async def start_story(
-        self, idea: str, owner: UserRef, chat: ChatRef, options: StoryOptions | None = None
+        self, idea: str, owner: UserRef, chat: ChatRef, options: StoryOptions | None = None,
+        *, community: str | None = None, rules: VoteRules | None = None,
     ) -> Story:
-        """Validate the idea (raises BadIdea, nothing enqueued) and start the pipeline."""
+        """Validate the idea (raises BadIdea, nothing enqueued) and start the pipeline; a story
+        started in a community keeps its key, and its vote rules when the community votes."""
         text = clean_idea(idea, self.rt.settings.max_idea_chars)
-        story = Story(idea=text, owner=owner, chat=chat, options=options or self.default_options())
+        story = Story(idea=text, owner=owner, chat=chat, options=options or self.default_options(),
+                      community=community, rules=rules)
         await self.rt.store.create(story)
         await self._publish(story, EventKind.created, message=text)
         await enqueue(self.rt.redis, "script", story.id, story.revision)

@@ -640,6 +640,27 @@ async def on_failure(rt: Runtime, story_id: str, step: str, err: BaseException) 
     await _emit(rt, story, EventKind.failed, step=step, message=reason)
 
 
+def _community_gate(step: str, fn: Callable[[Runtime, str, dict[str, Any]], Awaitable[None]]
+                    ) -> Callable[[Runtime, str, dict[str, Any]], Awaitable[None]]:
+    """A community story's paid step waits for a moderator when it would go over the cap or the
+    month's budget; after the step, the community's ledger, votes and gallery follow."""
+
+    async def run(rt: Runtime, story_id: str, kw: dict[str, Any]) -> None:
+        from pipeline import polls  # the community rules build on the API, imported late
+
+        if not await polls.may_spend(rt, story_id, step):
+            return
+        try:
+            await fn(rt, story_id, kw)
+        except Stale:
+            await polls.after_step(rt, story_id, step)
+            raise
+        await polls.after_step(rt, story_id, step)
+
+    run.__name__ = run.__qualname__ = fn.__name__
+    return run
+
+
 STEP_FUNCTIONS = {
     "script": step_script,
     "cast": step_cast,
@@ -648,3 +669,4 @@ STEP_FUNCTIONS = {
     "voice": step_voice,
     "assemble": step_assemble,
 }
+STEP_FUNCTIONS = {name: _community_gate(name, fn) for name, fn in STEP_FUNCTIONS.items()}
