@@ -176,20 +176,20 @@ def parse_setting(key: str, raw: str) -> tuple[str, object]:
                      "community": "vote"}[raw.lower()]
         elif key == "window":
             value = parse_duration(raw)
-            if not 30 <= int(value) <= 86_400:  # type: ignore[call-overload]
+            if not 30 <= int(value) <= 86_400:
                 raise ValueError
         elif key in ("quorum", "newframes"):
             value = int(raw)
-            if not 1 <= int(value) <= 1000:  # type: ignore[call-overload]
+            if not 1 <= int(value) <= 1000:
                 raise ValueError
         elif key == "quota":
             value = None if _off(raw) else int(raw)
-            if value is not None and not 1 <= int(value) <= 100:  # type: ignore[call-overload]
+            if value is not None and not 1 <= int(value) <= 100:
                 raise ValueError
         elif key in ("budget", "cap"):
             value = None if raw.lower() in ("off", "none", "unlimited") else float(
                 raw.removeprefix("$"))
-            if value is not None and not 0 <= float(value) <= 1_000_000:  # type: ignore[arg-type]
+            if value is not None and not 0 <= float(value) <= 1_000_000:
                 raise ValueError
         elif key == "automake":
             value = {"on": True, "yes": True, "true": True, "off": False, "no": False,
@@ -301,7 +301,7 @@ class Communities:
                 reset = min(today) + DAY_S
                 raise QuotaHit(f"you have started {len(today)} of your {quota} stories for today; "
                                f"you can start another at {when_text(reset, at)}")
-            c.starts[member.key] = today + [at]
+            c.starts[member.key] = [*today, at]
 
         try:
             return await self._change(key, edit)
@@ -312,7 +312,7 @@ class Communities:
     async def add_story(self, key: str, story_id: str) -> None:
         def edit(c: Community) -> None:
             if story_id not in c.stories:
-                c.stories = (c.stories + [story_id])[-STORIES_KEEP:]
+                c.stories = ([*c.stories, story_id])[-STORIES_KEEP:]
 
         await self._change(key, edit)
 
@@ -358,7 +358,7 @@ class Communities:
             if any(g.story_id == story.id for g in c.gallery):
                 return
             added.append(True)
-            c.gallery = (c.gallery + [entry])[-GALLERY_KEEP:]
+            c.gallery = ([*c.gallery, entry])[-GALLERY_KEEP:]
 
         await self._change(story.community, edit)
         return bool(added)

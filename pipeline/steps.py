@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -641,7 +641,7 @@ async def on_failure(rt: Runtime, story_id: str, step: str, err: BaseException) 
 
 
 def _community_gate(step: str, fn: Callable[[Runtime, str, dict[str, Any]], Awaitable[None]]
-                    ) -> Callable[[Runtime, str, dict[str, Any]], Awaitable[None]]:
+                    ) -> Callable[[Runtime, str, dict[str, Any]], Coroutine[Any, Any, None]]:
     """A community story's paid step waits for a moderator when it would go over the cap or the
     month's budget; after the step, the community's ledger, votes and gallery follow."""
 
@@ -661,7 +661,8 @@ def _community_gate(step: str, fn: Callable[[Runtime, str, dict[str, Any]], Awai
     return run
 
 
-STEP_FUNCTIONS = {
+StepFunction = Callable[[Runtime, str, dict[str, Any]], Coroutine[Any, Any, None]]
+STEP_FUNCTIONS: dict[str, StepFunction] = {
     "script": step_script,
     "cast": step_cast,
     "storyboard": step_storyboard,

@@ -14,6 +14,7 @@ from typing import Any
 
 from bots.core import intents as it
 from bots.core import permissions
+from bots.core.community import CommunityDesk
 from bots.core.delivery import Delivery
 from bots.core.tokens import Action, BadToken, TokenSigner, load_secret
 from bots.core.views import (
@@ -191,6 +192,7 @@ class Conversation:
         self.size_cap_for: Callable[[ChatRef], int | None] | None = None
         self.choices = {**CHOICES, "voice": voices or [rt.settings.default_voice]}
         self._prefix = f"sl:bot:{platform.value}:"
+        self.community = CommunityDesk(self)
 
     @classmethod
     async def create(
@@ -252,6 +254,9 @@ class Conversation:
                 return it.ChangeSettings(key=key, value=values[a.arg(1)])
             case "s":
                 return it.ShowStatus(story_id=sid)
+        community = self.community.intent_of(a.code, sid, a.args)
+        if community is not None:
+            return community
         raise BadToken("unknown action")
 
     async def press(self, token: str, actor: UserRef, chat: ChatRef,
@@ -292,6 +297,7 @@ class Conversation:
 
     async def handle(self, intent: it.Intent, actor: UserRef, chat: ChatRef,
                      admin: AdminCheck | None = None) -> list[AnyView]:
+        admin = self.community.with_moderators(admin, actor, chat)
         return await self._guarded(self._dispatch(intent, actor, chat, admin))
 
     async def scene_text(self, intent: it.EditScene, actor: UserRef, chat: ChatRef,
@@ -349,6 +355,14 @@ class Conversation:
                                "e.g. /story a lighthouse keeper befriends a stranded whale")]
             case it.UnknownCommand(command=cmd):
                 return [_error(f"I don't know {shorten(cmd, 40)}. Try /help.")]
+            case it.PickFrame() | it.NewCandidates() | it.EditScene() if (
+                voted := await self.community.on_story_intent(intent, actor, chat)
+            ) is not None:
+                return voted
+            case (it.Setup() | it.CommunitySettings() | it.CastVote() | it.CloseVote()
+                  | it.Override() | it.Propose() | it.NextEpisodeIdea() | it.Mod() | it.Unmod()
+                  | it.Budget() | it.Gallery() | it.ApproveSpend()):
+                return await self.community.handle(intent, actor, chat)
             case it.PickFrame():
                 return await self._pick(intent, actor, chat, admin)
             case it.NewCandidates(story_id=sid, scene=scene, generation=gen):
@@ -455,7 +469,12 @@ class Conversation:
                     return [_error("A story has 3 to 12 scenes.")]
                 changes["scenes"] = chosen.scenes
             options = options.model_copy(update=changes)
-        await self.api.start_story(idea, actor, chat, options)
+        gate = await self.community.before_start(idea, actor, chat)
+        if gate.refusal:
+            return gate.refusal
+        story = await self.api.start_story(idea, actor, chat, options, community=gate.key,
+                                           rules=gate.rules)
+        await self.community.started(gate, story)
         return []  # the event pump posts the story's status message
 
     async def _story_here(self, story_id: str, chat: ChatRef) -> Story:

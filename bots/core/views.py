@@ -109,4 +109,48 @@ class VideoView(View):
     url: str = Field("", description="a public link to the video, when the media store has one")
 
 
-AnyView = Text | StatusView | ScriptView | AlbumView | SceneView | ApproveView | VideoView
+class VoteView(View):
+    """A scene's vote: its options with live counts, when it closes, and once closed the result
+    with the rule that applied and every override. Its slot is the scene's (``scene:i:gen``),
+    so 1️⃣–4️⃣ reactions on it are votes."""
+
+    kind: Literal["vote"] = "vote"
+    poll: str
+    vote_kind: Literal["frame", "text"] = "frame"
+    scene: int
+    scenes: int
+    generation: int
+    narration: str
+    options: list[str] = Field(default_factory=list, description="option labels, 1..N")
+    counts: list[int] = Field(default_factory=list)
+    new_frames: int = 0
+    new_frames_needed: int = 0
+    voters: int = 0
+    closes_at: float = 0.0
+    state: Literal["open", "closed"] = "open"
+    result: str = ""
+    overrides: list[str] = Field(default_factory=list)
+
+
+class GalleryItem(BaseModel):
+    story_id: str
+    title: str
+    owner: str
+    voters: list[str] = Field(default_factory=list)
+    contributors: list[str] = Field(default_factory=list)
+    cost_usd: float = 0.0
+    duration_s: float = 0.0
+    url: str = ""
+    at: float = 0.0
+
+
+class GalleryView(View):
+    """One finished story in the gallery (``items`` has one entry), or the /gallery list."""
+
+    kind: Literal["gallery"] = "gallery"
+    title: str
+    items: list[GalleryItem] = Field(default_factory=list)
+
+
+AnyView = (Text | StatusView | ScriptView | AlbumView | SceneView | ApproveView | VideoView
+           | VoteView | GalleryView)
