@@ -152,8 +152,6 @@ def vote_text(view: VoteView, at: float) -> str:
 
 
 def gallery_text(view: GalleryView) -> str:
-    if not view.items:
-        return view.title
     lines = [view.title]
     for g in view.items:
         credit = f"by {g.owner}"
@@ -161,9 +159,9 @@ def gallery_text(view: GalleryView) -> str:
             credit += f" · voters {', '.join(g.voters)}"
         if g.contributors:
             credit += f" · scenes by {', '.join(g.contributors)}"
-        name = g.title if len(view.items) > 1 else "   " + g.title
-        lines.append(f"   • {name} — {credit} · ${g.cost_usd:.2f} · {g.duration_s:.0f} s"
-                     + (f" · {g.url}" if g.url else ""))
+        facts = f"{credit} · ${g.cost_usd:.2f} · {g.duration_s:.0f} s" + (
+            f" · {g.url}" if g.url else "")
+        lines.append(f"   {facts}" if view.slot else f"   • {g.title} — {facts}")
     return "\n".join(lines)
 
 
