@@ -219,3 +219,42 @@ async def test_refusals_name_who_may(hall: Session, who: str) -> None:
 
 def test_member_ref_is_stable() -> None:
     assert member_ref("Ann").key == "console:ann"
+
+
+async def test_vote_buttons_and_status_lines(rt: Runtime) -> None:
+    from bots.core import intents as it
+    from pipeline.models import FrameCandidate, MediaRef, Poll, Scene, SpendHold, VoteRules
+
+    conv = await Conversation.create(rt, Platform.console)
+    story = Story(idea="A kite", owner=GINA, chat=ROOM, status=Status.awaiting_approval,
+                  rules=VoteRules(window_s=60), community=ROOM.key)
+    cands = [FrameCandidate(id=f"c{n}", media=MediaRef(key=f"k{n}", mime="image/png"), seed=n,
+                            provider="offline") for n in range(3)]
+    story.scenes = [Scene(index=0, shot="s", narration="A kite rises.", candidates=cands)]
+    story.polls = [Poll(id="frame-s0-g0", scene=0, generation=0, options=3, closes_at=2e9,
+                        votes={"console:ann": 2, "console:bob": 0})]
+    view = conv.community.vote_view(story, story.polls[0])
+    assert [b.label for b in view.buttons[0]] == ["1 · 0", "2 · 1", "3 · 0"]
+    assert [b.label for b in view.buttons[1]] == ["🔄 New frames · 1/2", "✏️ Propose text",
+                                                  "⏹ Close"]
+    assert view.slot == "scene:0:0"  # so 1️⃣–3️⃣ reactions on it are votes
+    intents = [conv.intent_of(ROOM, b.token) for row in view.buttons for b in row]
+    assert intents[1] == it.PickFrame(story_id=story.id, scene=0, choice=2, generation=0)
+    assert intents[3] == it.NewCandidates(story_id=story.id, scene=0, generation=0)
+    assert intents[5] == it.CloseVote(story_id=story.id, scene=0)
+    text_vote = conv.button(ROOM, "2", "w", story.id, 0, 2, 0)
+    assert conv.intent_of(ROOM, text_vote.token) == it.CastVote(
+        story_id=story.id, scene=0, choice=2, kind="text", generation=0)
+    assert conv.status_view(story, None).line.startswith("🗳 The storyboard is up for a vote")
+
+    story.status = Status.animating
+    story.spend_hold = SpendHold(step="animate", estimate_usd=1.2, needed_usd=1.5,
+                                 reason="it would bring this story to about $1.50, over the "
+                                        "community's $1.00 cap per story")
+    status = conv.status_view(story, None)
+    assert (status.state, status.line) == (
+        "waiting", "⏸ Animating waits for a moderator to approve about $1.20.")
+    spend = conv.community.spend_view(story)
+    assert spend is not None
+    assert conv.intent_of(ROOM, spend.buttons[0][0].token) == it.ApproveSpend(
+        story_id=story.id, cents=120)

@@ -646,6 +646,14 @@ class Conversation:
                     line = f"⏳ {STEP_LABELS[step]} — {total} of {total} done"
             bar = progress_bar(current / total) if total else ""
             buttons = [[self.button(story.chat, "🛑 Cancel", "c", story.id)]]
+        if story.voting and story.status == Status.awaiting_approval:
+            line = ("🗳 The storyboard is up for a vote: vote on each scene's frames before its "
+                    "window closes.")
+        if story.spend_hold is not None and not story.finished:
+            hold = story.spend_hold
+            state, bar, buttons = "waiting", "", []
+            line = (f"⏸ {STEP_LABELS.get(hold.step, hold.step)} waits for a moderator to approve "
+                    f"about ${hold.estimate_usd:.2f}.")
         return StatusView(story_id=story.id, slot="status", title=title, state=state, line=line,
                           current=current, total=total, bar=bar,
                           eta_s=eta_s if state == "working" else None, error=error,

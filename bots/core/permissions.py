@@ -1,8 +1,9 @@
 """Who may decide what. Pure rules over neutral identities; no I/O.
 
 In a private chat the person decides. In a group the story's owner and the chat's admins decide on
-a story (picks, edits, approval, cancel); other members may start their own stories and, once the
-community votes exist, vote. Chat-wide settings in a group are for admins.
+a story (picks, edits, approval, cancel); other members may start their own stories and vote on
+the stories their community decides by vote. Chat-wide settings in a group are for admins; a
+community's moderators (named by admins) count as admins on its stories.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pipeline.models import ChatRef, Story, UserRef
 
 class Decision(StrEnum):
     allow = "allow"
-    vote = "vote"  # may only vote (votes arrive with the community issue)
+    vote = "vote"  # may only vote, in a story its community decides by vote
     deny = "deny"
 
 
