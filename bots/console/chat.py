@@ -47,6 +47,7 @@ COMMANDS = """commands:
   voice [name]        narrate a finished video again;  remix  a new take on the idea
   settings [key val]  aspect, scenes, style, voice for new stories
   status | mystories | cancel | retry | wait | help | quit
+  wait votes          until the open votes close (their window ends), then as wait
 community (the terminal plays a group; you are its admin):
   /as <name>          act as another member (/leave <name>: that member leaves)
   /setup              make this chat a community;  community  its settings
@@ -333,6 +334,9 @@ class ConsoleChat:
         if text.strip().lower() == "wait":
             await self.wait_idle()
             return True
+        if text.strip().lower() == "wait votes":
+            await self.wait_votes()
+            return True
         word, _, rest = text.strip().partition(" ")
         if word.lower() in ("/as", "/leave"):
             if not rest.strip():
@@ -377,6 +381,15 @@ class ConsoleChat:
             await asyncio.sleep(0.05)
         await asyncio.sleep(0.05)
 
+    async def wait_votes(self) -> None:
+        """Until the current story's open votes have closed, then until it needs a person."""
+        while True:
+            story = await self.current()
+            if story is None or not waiting_for_people(story) or story.spend_hold is not None:
+                break
+            await asyncio.sleep(0.2)
+        await self.wait_idle()
+
     async def wait_idle(self, within_s: float = 1800) -> None:
         """Until the current story waits for a person (or is finished) and all is printed."""
         loop = asyncio.get_running_loop()
@@ -394,10 +407,8 @@ class ConsoleChat:
 
 
 def _needs_person(story: Story) -> bool:
-    """The story waits for a person: a held spend, or a decision with no vote running out."""
-    if story.spend_hold is not None:
-        return True
-    return story.status not in WORK_STATES and not waiting_for_people(story)
+    """The story waits for a person: to vote, pick, approve, or approve a held spend."""
+    return story.spend_hold is not None or story.status not in WORK_STATES
 
 
 async def run_console(settings: Settings, stdin: TextIO = sys.stdin,
