@@ -42,6 +42,7 @@ from providers.pricing import PriceTable
 log = logging.getLogger(__name__)
 
 IDEAS_KEEP = 50
+VOTING = (Status.awaiting_approval, Status.storyboarding)  # where a vote still decides something
 STEP_STATUS = {"script": Status.drafting, "cast": Status.casting,
                "storyboard": Status.storyboarding, "animate": Status.animating,
                "voice": Status.voicing, "assemble": Status.assembling}
@@ -178,6 +179,8 @@ async def cast_vote(rt: Runtime, story_id: str, scene: int, member: UserRef, cho
         changed.clear()
         if s.rules is None:
             raise BadRequest("this story is not decided by votes")
+        if s.status not in VOTING:
+            raise BadRequest(f"this story is {s.status.value}; its votes are over")
         p = s.open_poll(scene, kind)
         if p is None:
             gen = s.scene(scene).generation
@@ -223,6 +226,11 @@ async def close_poll(rt: Runtime, story_id: str, pid: str, *, by: UserRef | None
         if p.generation != s.scene(p.scene).generation:
             votes.close(p, VoteResult(choice=1, rule="replaced",
                                       explanation="The scene was redrawn."), at)
+            return
+        if s.status not in VOTING:
+            votes.close(p, VoteResult(choice=1, rule="replaced",
+                                      explanation=f"The story was {s.status.value} before the "
+                                                  "vote closed."), at)
             return
         assert s.rules is not None
         if choice is not None and by is not None:

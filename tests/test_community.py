@@ -258,3 +258,22 @@ async def test_vote_buttons_and_status_lines(rt: Runtime) -> None:
     assert spend is not None
     assert conv.intent_of(ROOM, spend.buttons[0][0].token) == it.ApproveSpend(
         story_id=story.id, cents=120)
+
+
+async def test_a_cancelled_storys_votes_are_over(hall: Session, rt: Runtime) -> None:
+    from pipeline.polls import close_job
+
+    await hall.say("/setup", "settings starters storytellers", "/story A heron opens a bakery")
+    story = await hall.until(all_polls_open)
+    out = await hall.say("/as Bob", "/story Bob's tale", "/as Gina", "cancel", "/as Ann",
+                         "vote 1 2")
+    assert ("Only members with the storytellers role, the group's admins and moderators can "
+            "start stories here.") in out
+    assert "🛑 Cancelled" in out
+    assert "This story is cancelled; its votes are over." in out
+    assert await close_job(rt, story.id, story.polls[0].id) == "closed"
+    story = await hall.story()
+    assert story.status == Status.cancelled and story.scenes[0].picked is None
+    assert story.polls[0].result is not None
+    assert story.polls[0].result.explanation == "The story was cancelled before the vote closed."
+    assert await close_job(rt, story.id, story.polls[0].id) == "already closed"
