@@ -49,6 +49,7 @@ class Session:
         while True:
             s = await self.story()
             if check(s):  # type: ignore[operator]
+                await self.chat.wait_rendered()
                 return s
             assert loop.time() < deadline, f"story stuck at {s.status}"
             await asyncio.sleep(0.1)
@@ -139,8 +140,15 @@ async def test_a_whole_community_story_with_four_members_voting(hall: Session,
 
     # a vote after the window closed, and from someone who left the group
     out = await hall.say("vote 1 1", "/leave Bob", "vote 1 1")
-    assert "The vote on scene 1 has closed: closed early by Ann" in out
+    assert "This story is done; its votes are over." in out
     assert "Only members of this group can vote, and Bob is not one now." in out
+
+    # the gallery's ⏭ Next episode starts the story that follows, from the members' ideas
+    await hall.say("/as Bob", "next")
+    follow = await hall.story()
+    assert follow.id != story.id and follow.owner.display_name == "Bob"
+    assert follow.idea.startswith(f"Next episode of “{story.title}”")
+    assert follow.idea.endswith(": the whale comes back with her calf")
 
 
 async def test_a_tie_the_owner_decides_and_an_empty_window_keeps_frame_one(
@@ -213,8 +221,11 @@ async def test_refusals_name_who_may(hall: Session, who: str) -> None:
     assert "Only the group's admins can set this group up." in out
     out = await hall.say("/as Gina", "/setup", f"/as {who}", "/mod Bob")
     assert "Only the group's admins can name moderators." in out
-    out = await hall.say("budget")
+    out = await hall.say("budget", "settings")
     assert "💰 Spending in" in out
+    assert "⚙️ Settings for new stories here" in out and "⚙️ Community settings" in out
+    out = await hall.say("/as Gina", "/setup")
+    assert "This group is already set up" in out
 
 
 def test_member_ref_is_stable() -> None:

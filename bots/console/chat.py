@@ -32,6 +32,7 @@ from bots.core.views import (
     VideoView,
     VoteView,
 )
+from pipeline.community import SETTING_FIELDS
 from pipeline.events import stream_key
 from pipeline.models import WORK_STATES, ChatRef, Platform, Story, UserRef
 from pipeline.runtime import Runtime
@@ -55,10 +56,9 @@ community (the terminal plays a group; you are its admin):
   vote <scene> <n|new>  vote on a scene's frames (pick and new do the same in a voted story)
   propose <scene> <text>  new text for a scene, put to a vote;  textvote <scene> <n>
   close [scene] | override <scene> <n>   end a vote now (owner, admins, moderators)
-  idea <text>         an idea for the next episode
+  idea <text>         an idea for the next episode;  next  start the next episode
   /mod <name> | /unmod <name> | budget | gallery | spend (approve a held spend)"""
-COMMUNITY_KEYS = frozenset({"decides", "window", "quorum", "newframes", "starters", "quota",
-                            "budget", "cap", "automake"})
+COMMUNITY_KEYS = frozenset(SETTING_FIELDS)
 
 
 class ConsoleRenderer:
@@ -176,7 +176,7 @@ def parse_line(line: str, current: Story | None) -> list[it.Intent] | str:
     rest = rest.strip()
     sid = current.id if current is not None else None
     needs_story = {"pick", "picks", "new", "edit", "approve", "retry", "redo", "voice", "remix",
-                   "vote", "propose", "textvote", "close", "override", "spend"}
+                   "vote", "propose", "textvote", "close", "override", "spend", "next"}
     if cmd in needs_story and sid is None:
         return "there is no story yet: type /story <idea>"
     try:
@@ -209,6 +209,8 @@ def parse_line(line: str, current: Story | None) -> list[it.Intent] | str:
                 return [it.ChangeVoice(story_id=sid or "", voice=rest or None)]
             case "remix":
                 return [it.Remix(story_id=sid or "")]
+            case "next":
+                return [it.NextEpisode(story_id=sid or "")]
             case "vote":
                 scene, n = rest.split()
                 choice = 0 if n.lower() in ("new", "0") else _int(n)

@@ -319,6 +319,10 @@ class CommunityDesk:
             case it.Gallery():
                 c = await self._community(chat)
                 return [self.gallery_list(c)]
+            case it.NextEpisode(story_id=sid):
+                story = await self.conv._story_here(sid, chat)
+                idea = next_episode_idea(story)[: self.rt.settings.max_idea_chars]
+                return await self.conv._start(idea, actor, chat)
             case it.ApproveSpend(story_id=sid, cents=amount):
                 story = await self.conv._story_here(sid, chat)
                 maybe = await self.of(chat)
@@ -357,6 +361,11 @@ class CommunityDesk:
 
     # ------------------------------------------------------------------ views
 
+    async def settings_of(self, chat: ChatRef) -> list[AnyView]:
+        """The community's settings, under the chat's story settings in /settings."""
+        c = await self.of(chat)
+        return [] if c is None else [self.settings_view(c)]
+
     def settings_view(self, c: Community) -> Text:
         text = "\n".join(settings_lines(c.settings))
         text += "\nChange one with /settings <name> <value>, e.g. /settings window 5m."
@@ -394,7 +403,8 @@ class CommunityDesk:
             return None
         chat = ChatRef.model_validate({"platform": c.key.split(":", 1)[0],
                                        "chat_id": c.key.split(":", 1)[1], "is_group": True})
-        buttons: Keyboard = [[self.conv.button(chat, "🔀 Remix", "x", story_id)]]
+        buttons: Keyboard = [[self.conv.button(chat, "🔀 Remix", "x", story_id),
+                              self.conv.button(chat, "⏭ Next episode", "y", story_id)]]
         return GalleryView(story_id=story_id, slot="gallery", title=f"🏛 {g.title}",
                            items=[self._item(g)], buttons=buttons)
 
@@ -489,7 +499,18 @@ class CommunityDesk:
                 return it.CloseVote(story_id=story_id, scene=arg(0))
             case "m":
                 return it.ApproveSpend(story_id=story_id, cents=arg(0))
+            case "y":
+                return it.NextEpisode(story_id=story_id)
         return None
+
+
+def next_episode_idea(story: Story) -> str:
+    """The idea of the episode after ``story``: its title and logline, and the members' ideas."""
+    head = f"Next episode of “{story.title or story.idea[:80]}”"
+    if story.logline:
+        head += f" ({story.logline[:200]})"
+    ideas = "; ".join(i.text for i in story.next_ideas[-5:])
+    return f"{head}: {ideas}" if ideas else f"{head}: what happens next"
 
 
 def waiting_for_people(story: Story) -> bool:

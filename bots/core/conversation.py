@@ -361,7 +361,7 @@ class Conversation:
                 return voted
             case (it.Setup() | it.CommunitySettings() | it.CastVote() | it.CloseVote()
                   | it.Override() | it.Propose() | it.NextEpisodeIdea() | it.Mod() | it.Unmod()
-                  | it.Budget() | it.Gallery() | it.ApproveSpend()):
+                  | it.Budget() | it.Gallery() | it.ApproveSpend() | it.NextEpisode()):
                 return await self.community.handle(intent, actor, chat)
             case it.PickFrame():
                 return await self._pick(intent, actor, chat, admin)
@@ -430,7 +430,7 @@ class Conversation:
                 story = await self._story_here(sid, chat)
                 return await self._start(story.idea, actor, chat)
             case it.ChangeSettings(key=None):
-                return [await self.settings_view(chat)]
+                return [await self.settings_view(chat), *await self.community.settings_of(chat)]
             case it.ChangeSettings(key=str(key), value=value):
                 allowed = permissions.on_settings(actor, chat, await _ask(admin, chat))
                 if allowed != permissions.Decision.allow:

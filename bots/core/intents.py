@@ -201,6 +201,12 @@ class Gallery(Intent):
     """The community's last finished stories."""
 
 
+class NextEpisode(Intent):
+    """A new story that follows a finished one, from its next-episode ideas."""
+
+    story_id: str
+
+
 class ApproveSpend(Intent):
     """A moderator approves a held paid step at the amount the button showed."""
 
