@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+from pipeline import polls
 from pipeline.budget import check_budget
 from pipeline.errors import CorruptStory, StoryloomError, StoryNotFound
 from pipeline.events import EventKind, StoryEvent
@@ -646,8 +647,6 @@ def _community_gate(step: str, fn: Callable[[Runtime, str, dict[str, Any]], Awai
     month's budget; after the step, the community's ledger, votes and gallery follow."""
 
     async def run(rt: Runtime, story_id: str, kw: dict[str, Any]) -> None:
-        from pipeline import polls  # the community rules build on the API, imported late
-
         if not await polls.may_spend(rt, story_id, step):
             return
         try:

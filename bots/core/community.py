@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING
 
 from bots.core import intents as it
 from bots.core import permissions
-from bots.core.views import AnyView, GalleryItem, GalleryView, Keyboard, Text, VoteView
+from bots.core.views import AnyView, GalleryView, Keyboard, Text, VoteView
 from pipeline import polls, votes
-from pipeline.community import Communities, Community, GalleryEntry, month_of, settings_lines
+from pipeline.community import Communities, Community, month_of, settings_lines
 from pipeline.errors import BadRequest
 from pipeline.models import NEW_FRAMES, ChatRef, Poll, Status, Story, UserRef, VoteRules
 from pipeline.prompts import clean_idea
@@ -386,14 +386,8 @@ class CommunityDesk:
             lines.append(f"A story over ${c.settings.cap_story_usd:.2f} waits for a moderator.")
         return Text(title=f"💰 Spending in {month}", text="\n".join(lines))
 
-    @staticmethod
-    def _item(g: GalleryEntry) -> GalleryItem:
-        return GalleryItem(story_id=g.story_id, title=g.title, owner=g.owner, voters=g.voters,
-                           contributors=g.contributors, cost_usd=g.cost_usd,
-                           duration_s=g.duration_s, url=g.url, at=g.at)
-
     def gallery_list(self, c: Community) -> GalleryView:
-        items = [self._item(g) for g in reversed(c.gallery[-10:])]
+        items = list(reversed(c.gallery[-10:]))
         return GalleryView(title="🏛 Gallery" if items else "🏛 The gallery is empty so far",
                            items=items)
 
@@ -406,7 +400,7 @@ class CommunityDesk:
         buttons: Keyboard = [[self.conv.button(chat, "🔀 Remix", "x", story_id),
                               self.conv.button(chat, "⏭ Next episode", "y", story_id)]]
         return GalleryView(story_id=story_id, slot="gallery", title=f"🏛 {g.title}",
-                           items=[self._item(g)], buttons=buttons)
+                           items=[g], buttons=buttons)
 
     def gallery_chat(self, c: Community, story: Story) -> ChatRef:
         if c.gallery_channel:

@@ -14,6 +14,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from pipeline.community import GalleryEntry
+
 
 class Button(BaseModel):
     model_config = ConfigDict(frozen=True)
@@ -132,24 +134,12 @@ class VoteView(View):
     overrides: list[str] = Field(default_factory=list)
 
 
-class GalleryItem(BaseModel):
-    story_id: str
-    title: str
-    owner: str
-    voters: list[str] = Field(default_factory=list)
-    contributors: list[str] = Field(default_factory=list)
-    cost_usd: float = 0.0
-    duration_s: float = 0.0
-    url: str = ""
-    at: float = 0.0
-
-
 class GalleryView(View):
     """One finished story in the gallery (``items`` has one entry), or the /gallery list."""
 
     kind: Literal["gallery"] = "gallery"
     title: str
-    items: list[GalleryItem] = Field(default_factory=list)
+    items: list[GalleryEntry] = Field(default_factory=list)
 
 
 AnyView = (Text | StatusView | ScriptView | AlbumView | SceneView | ApproveView | VideoView
