@@ -400,6 +400,8 @@ async def approve_spend(rt: Runtime, story_id: str, by: UserRef, shown_cents: in
     def change(s: Story) -> None:
         step.clear()
         h = s.spend_hold
+        if s.finished:
+            raise BadRequest(f"this story is {s.status.value}; nothing is waiting to be paid")
         if h is None:
             if s.approvals:
                 last = s.approvals[-1]
