@@ -443,7 +443,8 @@ class CommunityDesk:
             options=options, counts=[counts[n] for n in range(1, p.options + 1)],
             new_frames=votes.new_frames_votes(p), new_frames_needed=rules.new_frames_threshold,
             voters=len(p.votes), closes_at=p.closes_at, state="open" if p.is_open else "closed",
-            result=p.result.explanation if p.result else "", overrides=votes.override_lines(p),
+            result=p.result.explanation if p.result else "", rule=p.result.rule if p.result else "",
+            overrides=votes.override_lines(p),
             buttons=buttons)
 
     def scene_views(self, story: Story, index: int) -> list[AnyView]:

@@ -130,7 +130,9 @@ class VoteView(View):
     voters: int = 0
     closes_at: float = 0.0
     state: Literal["open", "closed"] = "open"
-    result: str = ""
+    result: str = Field("", description="the result in words, saying which rule applied")
+    rule: str = Field("", description="majority, tie_owner, tie_fallback, empty, quorum_owner, "
+                                      "quorum_fallback, new_frames, override or replaced")
     overrides: list[str] = Field(default_factory=list)
 
 
