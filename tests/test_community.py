@@ -288,3 +288,23 @@ async def test_a_cancelled_storys_votes_are_over(hall: Session, rt: Runtime) -> 
     assert story.polls[0].result is not None
     assert story.polls[0].result.explanation == "The story was cancelled before the vote closed."
     assert await close_job(rt, story.id, story.polls[0].id) == "already closed"
+
+
+async def test_the_terminal_shows_a_held_spend_and_a_moderator_approves_it(
+        hall: Session, rt: Runtime) -> None:
+    from tests.test_community_money import priced
+
+    priced(rt)  # images billed like a paid service, $0.025 each
+    await hall.say("/setup", "settings decides owner", "settings cap 0.10", "/mod Ann",
+                   "/story A crab paints the tide")
+    story = await hall.until(lambda s: s.spend_hold is not None)
+    out = hall.new()
+    assert f"💰 “{story.title}” waits for a moderator: the storyboard step costs about $0.15" \
+        in out
+    assert "⏸ Drawing the storyboard waits for a moderator to approve about $0.15." in out
+    out = await hall.say("/as Bob", "spend", "/as Ann", "spend")
+    assert ("Only the group's admins and moderators (Ann) can approve the community's "
+            "spending.") in out
+    assert "✅ Approved $0.15 for the storyboard step." in out
+    await hall.until(lambda s: s.status == Status.awaiting_approval)
+    assert f"✅ Ann approved $0.15 for the storyboard step of “{story.title}”." in out + hall.new()

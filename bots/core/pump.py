@@ -191,6 +191,7 @@ class EventPump:
             for view in desk.scene_views(story, ev.scene):
                 await d.show(r, story.chat, view)
         elif ev.kind == EventKind.spend:
+            await self._show_status(story, ev, force=True)  # "waits for a moderator", at once
             spend = desk.spend_view(story)
             if spend is not None:
                 await d.show(r, story.chat, spend)
