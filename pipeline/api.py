@@ -16,7 +16,16 @@ from pydantic import ValidationError
 from pipeline.errors import BadRequest
 from pipeline.events import EventKind, StoryEvent
 from pipeline.language import story_language
-from pipeline.models import WORK_STATES, ChatRef, Scene, Status, Story, StoryOptions, UserRef
+from pipeline.models import (
+    WORK_STATES,
+    ChatRef,
+    Scene,
+    Status,
+    Story,
+    StoryOptions,
+    UserRef,
+    VoteRules,
+)
 from pipeline.prompts import clean_idea, estimate_duration
 from pipeline.queue import abort_story_job, enqueue, status_step, story_job_active
 from pipeline.repair import STEP_ORDER, forget, missing_media
@@ -70,15 +79,18 @@ class StoryAPI:
     # ------------------------------------------------------------------ create / read
 
     async def start_story(
-        self, idea: str, owner: UserRef, chat: ChatRef, options: StoryOptions | None = None
+        self, idea: str, owner: UserRef, chat: ChatRef, options: StoryOptions | None = None,
+        *, community: str | None = None, rules: VoteRules | None = None,
     ) -> Story:
-        """Validate the idea (raises BadIdea, nothing enqueued) and start the pipeline."""
+        """Validate the idea (raises BadIdea, nothing enqueued) and start the pipeline; a story
+        started in a community keeps its key, and its vote rules when the community votes."""
         text = clean_idea(idea, self.rt.settings.max_idea_chars)
         opts = options or self.default_options()
         if "language" not in opts.model_fields_set:  # a chat's explicit language wins
             language = await asyncio.to_thread(story_language, text, None, opts.language)
             opts = opts.model_copy(update={"language": language})
-        story = Story(idea=text, owner=owner, chat=chat, options=opts)
+        story = Story(idea=text, owner=owner, chat=chat, options=opts,
+                      community=community, rules=rules)
         await self.rt.store.create(story)
         await self._publish(story, EventKind.created, message=text)
         await enqueue(self.rt.redis, "script", story.id, story.revision)

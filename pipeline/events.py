@@ -31,6 +31,9 @@ class EventKind(StrEnum):
     failed = "failed"
     cancelled = "cancelled"
     notice = "notice"  # something a person should read (a refused scene, a fallback)
+    vote = "vote"  # a community vote opened, changed or closed (``scene``)
+    spend = "spend"  # a paid step waits for a moderator, or was approved
+    gallery = "gallery"  # a finished community story joined the gallery
 
 
 class StoryEvent(BaseModel):

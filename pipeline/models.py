@@ -229,6 +229,106 @@ class CostEntry(BaseModel):
     at: float = Field(default_factory=now)
 
 
+# --------------------------------------------------------------------------- community votes
+
+PollKind = Literal["frame", "text"]
+NEW_FRAMES = 0  # the choice of a member who asks for new frames instead of a candidate
+VoteRule = Literal["majority", "tie_owner", "tie_fallback", "empty", "quorum_owner",
+                   "quorum_fallback", "new_frames", "override", "replaced"]
+
+
+class VoteRules(BaseModel):
+    """How a community story's votes are counted; copied from the community when it starts."""
+
+    window_s: int = Field(120, ge=30, le=86_400)
+    quorum: int = Field(1, ge=1, le=1000)
+    new_frames_threshold: int = Field(2, ge=1, le=1000)
+    auto_make: bool = True
+
+
+class Override(BaseModel):
+    """A moderator's or the owner's hand on a vote, shown on the scene's message."""
+
+    by: UserRef
+    at: float = Field(default_factory=now)
+    action: Literal["closed_early", "override"]
+    choice: int | None = None
+
+
+class VoteResult(BaseModel):
+    choice: int = Field(description="the winning option (1-based); 0 asks for new frames")
+    rule: VoteRule
+    counts: dict[int, int] = Field(default_factory=dict)
+    explanation: str
+
+
+class Poll(BaseModel):
+    """One vote on one scene at one generation: each member's choice, changeable until it
+    closes. A frame poll's options are the candidates; a text poll's option 1 is the current
+    text and option n+1 is proposal n."""
+
+    id: str
+    kind: PollKind = "frame"
+    scene: int
+    generation: int
+    options: int = Field(ge=1)
+    opened_at: float = Field(default_factory=now)
+    closes_at: float
+    votes: dict[str, int] = Field(default_factory=dict, description="member key -> option")
+    voters: dict[str, str] = Field(default_factory=dict, description="member key -> name")
+    closed_at: float | None = None
+    result: VoteResult | None = None
+    overrides: list[Override] = Field(default_factory=list)
+
+    @property
+    def is_open(self) -> bool:
+        return self.closed_at is None
+
+
+def poll_id(kind: PollKind, scene: int, generation: int) -> str:
+    return f"{kind}-s{scene}-g{generation}"
+
+
+class Proposal(BaseModel):
+    """A member's new text for a scene, put to a text poll."""
+
+    scene: int
+    generation: int
+    by: UserRef
+    text: str
+    at: float = Field(default_factory=now)
+
+
+class Idea(BaseModel):
+    by: UserRef
+    text: str
+    at: float = Field(default_factory=now)
+
+
+class SpendHold(BaseModel):
+    """A paid step waiting for a moderator: it would go over the per-story cap or the
+    community's remaining budget."""
+
+    step: str
+    estimate_usd: float
+    needed_usd: float = Field(description="what the story will have spent after the step")
+    reason: str
+    at: float = Field(default_factory=now)
+
+
+class SpendApproval(BaseModel):
+    by: UserRef
+    step: str
+    usd: float
+    at: float = Field(default_factory=now)
+
+
+class Credits(BaseModel):
+    owner: UserRef
+    voters: list[str] = Field(default_factory=list)
+    contributors: list[str] = Field(default_factory=list)
+
+
 class Story(BaseModel):
     id: str = Field(default_factory=new_id)
     revision: int = 0
@@ -247,6 +347,16 @@ class Story(BaseModel):
     error: str | None = None
     failed_step: str | None = None
     costs: list[CostEntry] = Field(default_factory=list)
+    # community stories (see pipeline.community and pipeline.polls)
+    community: str | None = Field(None, description="the community's key, when started in one")
+    rules: VoteRules | None = Field(None, description="set when the community decides by vote")
+    polls: list[Poll] = Field(default_factory=list)
+    proposals: list[Proposal] = Field(default_factory=list)
+    contributors: list[UserRef] = Field(default_factory=list)
+    next_ideas: list[Idea] = Field(default_factory=list)
+    spend_hold: SpendHold | None = None
+    spend_approved_usd: float = 0.0
+    approvals: list[SpendApproval] = Field(default_factory=list)
 
     def transition(self, target: Status) -> None:
         """Move to ``target`` or raise :class:`IllegalTransition`."""
@@ -273,3 +383,26 @@ class Story(BaseModel):
     @property
     def finished(self) -> bool:
         return self.status in (Status.done, Status.failed, Status.cancelled)
+
+    # ------------------------------------------------------------------ community votes
+
+    @property
+    def voting(self) -> bool:
+        return self.rules is not None
+
+    def poll(self, pid: str) -> Poll | None:
+        return next((p for p in self.polls if p.id == pid), None)
+
+    def open_poll(self, scene: int, kind: PollKind = "frame") -> Poll | None:
+        """The scene's open poll of ``kind`` at the scene's current generation."""
+        gen = self.scene(scene).generation
+        return next((p for p in self.polls if p.scene == scene and p.kind == kind
+                     and p.generation == gen and p.is_open), None)
+
+    def credits(self) -> Credits:
+        voters: dict[str, str] = {}
+        for p in self.polls:
+            voters.update(p.voters)
+        names = {u.key: u.display_name or u.user_id for u in self.contributors}
+        return Credits(owner=self.owner, voters=list(voters.values()),
+                       contributors=list(names.values()))

@@ -98,6 +98,31 @@ async def enqueue(
     return None if job is None else jid
 
 
+CLOSE_VOTE = "close_vote"
+
+
+def vote_job_id(story_id: str, poll_id: str) -> str:
+    """``<story>:vote:<kind>-s<scene>-g<generation>``: one close per vote, whoever enqueues."""
+    return f"{story_id}:vote:{poll_id}"
+
+
+async def enqueue_vote_close(redis: ArqRedis, story_id: str, poll_id: str, at: float
+                             ) -> str | None:
+    """Close the vote at ``at`` (epoch seconds), from a deferred job that outlives restarts."""
+    from datetime import UTC, datetime
+
+    jid = vote_job_id(story_id, poll_id)
+    when = datetime.fromtimestamp(at, UTC)
+    job = await redis.enqueue_job(CLOSE_VOTE, story_id, poll_id, _job_id=jid, _defer_until=when)
+    return None if job is None else jid
+
+
+async def _close_vote(ctx: dict[str, Any], story_id: str, poll_id: str) -> str:
+    from pipeline.polls import close_job
+
+    return await close_job(ctx["rt"], story_id, poll_id)
+
+
 async def last_job_step(redis: ArqRedis, story_id: str) -> str | None:
     """The step of the story's most recently enqueued job."""
     raw = await redis.get(f"sl:job:{story_id}")
@@ -388,7 +413,8 @@ def build_worker(
     redis_settings.retry_on_error = RETRY_ON
     redis_settings.conn_retries = 30
     return Worker(
-        functions=[_wrap(name, fn, on_failure, settings) for name, fn in steps.items()],
+        functions=[_wrap(name, fn, on_failure, settings) for name, fn in steps.items()]
+        + [func(_close_vote, name=CLOSE_VOTE, timeout=60, max_tries=settings.job_retries + 3)],
         cron_jobs=crons,
         redis_settings=redis_settings,
         on_startup=startup,

@@ -18,11 +18,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
+from pipeline import polls
 from pipeline.budget import check_budget, clip_length
 from pipeline.errors import CorruptStory, MediaNotFound, StoryloomError, StoryNotFound
 from pipeline.events import EventKind, StoryEvent
@@ -734,7 +735,27 @@ async def on_failure(rt: Runtime, story_id: str, step: str, err: BaseException) 
     await _emit(rt, story, EventKind.failed, step=step, message=reason)
 
 
-STEP_FUNCTIONS = {
+def _community_gate(step: str, fn: Callable[[Runtime, str, dict[str, Any]], Awaitable[None]]
+                    ) -> Callable[[Runtime, str, dict[str, Any]], Coroutine[Any, Any, None]]:
+    """A community story's paid step waits for a moderator when it would go over the cap or the
+    month's budget; after the step, the community's ledger, votes and gallery follow."""
+
+    async def run(rt: Runtime, story_id: str, kw: dict[str, Any]) -> None:
+        if not await polls.may_spend(rt, story_id, step):
+            return
+        try:
+            await fn(rt, story_id, kw)
+        except Stale:
+            await polls.after_step(rt, story_id, step)
+            raise
+        await polls.after_step(rt, story_id, step)
+
+    run.__name__ = run.__qualname__ = fn.__name__
+    return run
+
+
+StepFunction = Callable[[Runtime, str, dict[str, Any]], Coroutine[Any, Any, None]]
+STEP_FUNCTIONS: dict[str, StepFunction] = {
     "script": step_script,
     "cast": step_cast,
     "storyboard": step_storyboard,
@@ -742,3 +763,4 @@ STEP_FUNCTIONS = {
     "voice": step_voice,
     "assemble": step_assemble,
 }
+STEP_FUNCTIONS = {name: _community_gate(name, fn) for name, fn in STEP_FUNCTIONS.items()}

@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from redis.asyncio import Redis
 
 from pipeline.errors import ConflictError, CorruptStory, StoryNotFound
@@ -177,3 +177,49 @@ class StepCache:
 
     async def put(self, key: str, value: Any) -> None:
         await self.redis.set(f"{P}cache:{key}", json.dumps(value), ex=self.ttl_s)
+
+
+_DOC_CAS = """
+local cur = redis.call('HGET', KEYS[1], 'rev')
+if (cur or '-1') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'rev', ARGV[2], 'doc', ARGV[3])
+return 1
+"""
+
+
+D = TypeVar("D", bound=BaseModel)
+
+
+class Documents(Generic[D]):
+    """Other revisioned documents (a community...) with the stories' compare-and-set: a hash
+    ``<prefix><id>`` with ``rev`` and ``doc``; :meth:`update` re-applies a change on conflict."""
+
+    def __init__(self, redis: Redis, prefix: str, model: type[D], max_attempts: int = 200
+                 ) -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self.model = model
+        self.max_attempts = max_attempts
+        self._cas = redis.register_script(_DOC_CAS)
+
+    async def _raw(self, doc_id: str) -> tuple[int, D] | None:
+        rev, doc = await self.redis.hmget(self.prefix + doc_id, ["rev", "doc"])  # type: ignore[misc]
+        if rev is None or doc is None:
+            return None
+        return int(rev), self.model.model_validate_json(doc)
+
+    async def get(self, doc_id: str) -> D | None:
+        found = await self._raw(doc_id)
+        return None if found is None else found[1]
+
+    async def update(self, doc_id: str, change: Callable[[D | None], D]) -> D:
+        """Apply ``change`` to the freshest document (``None`` when there is none yet) until the
+        compare-and-set wins; ``change`` may run several times and may raise to abort."""
+        for _ in range(self.max_attempts):
+            found = await self._raw(doc_id)
+            rev, current = found if found is not None else (-1, None)
+            doc = change(current)
+            if await self._cas(keys=[self.prefix + doc_id],
+                               args=[str(rev), str(rev + 1), doc.model_dump_json()]):
+                return doc
+        raise ConflictError(f"{doc_id} is too busy; try again")

@@ -13,6 +13,7 @@ known id to the end and downloads) are separate, so a job journal can resume a p
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Any
 
@@ -22,11 +23,13 @@ from providers.base import (
     AnimateRequest,
     ClipResult,
     ContentRefused,
+    JobRef,
     ProviderBadResponse,
     ProviderUnavailable,
 )
 from providers.config import ProviderSettings
 from providers.http import (
+    Cancel,
     HttpProvider,
     Probe,
     Service,
@@ -36,7 +39,7 @@ from providers.http import (
     nearest_aspect,
     poll_job,
     probe,
-    slot,
+    run_job,
 )
 
 NAME = "runway"
@@ -79,7 +82,6 @@ class RunwayAnimator(HttpProvider):
     def __init__(self, model: str, settings: ProviderSettings) -> None:
         super().__init__(model, settings)
         self.poll_interval_s = settings.poll_interval_s
-        self.job_limit = min(JOB_LIMIT, settings.provider_concurrency)
         key = settings.runway_api_key
 
         def auth() -> dict[str, str]:  # every call, polls and cancels too, names the version
@@ -89,6 +91,7 @@ class RunwayAnimator(HttpProvider):
 
         self.service = Service(NAME, settings, auth=auth,
                                secrets=lambda: [key.get_secret_value()], refusal=_refusal)
+        self.service.limit = min(JOB_LIMIT, settings.provider_concurrency)
 
     @staticmethod
     def endpoint(settings: ProviderSettings) -> tuple[str, SecretStr]:
@@ -112,11 +115,19 @@ class RunwayAnimator(HttpProvider):
                                        kind="upload", what="task")
         return str(field_of(NAME, task, "id"))
 
+    def _cancel(self, url: str) -> Cancel:
+        async def cancel(state: Any) -> bool:
+            """DELETE a task: confirmed only while it has not started (not yet charged)."""
+            await self.service.request("DELETE", url, kind="poll", what="cancel")
+            return bool(state.get("status") in ("PENDING", "THROTTLED"))
+
+        return cancel
+
     async def resume(self, task_id: str, duration_s: float) -> ClipResult:
         """Poll a started task to its end, then download the clip and price its seconds."""
         url = f"{self.base_url}/v1/tasks/{task_id}"
         task: Any = await poll_job(
-            self.service, url, done=DONE, pending=PENDING, cancel=("DELETE", url),
+            self.service, url, done=DONE, pending=PENDING, cancel=self._cancel(url),
             deadline_s=self.settings.video_deadline_s, interval_s=self.poll_interval_s,
             what=f"task {task_id}",
         )
@@ -136,8 +147,13 @@ class RunwayAnimator(HttpProvider):
         return ClipResult(clip=clip, duration_s=seconds, usage=usage)
 
     async def animate(self, request: AnimateRequest) -> ClipResult:
-        lease = self.settings.video_deadline_s + 300
-        async with slot(f"{NAME}:tasks", self.job_limit,
-                        self.settings.provider_concurrency_total, lease):
-            task_id = await self.submit(request)
-            return await self.resume(task_id, request.duration_s)
+        fingerprint = {"model": self.model, "image": hashlib.sha256(request.image.data)
+                       .hexdigest(), **request.model_dump(mode="json", exclude={"image"})}
+
+        async def submit() -> JobRef:
+            return JobRef(service=NAME, id=await self.submit(request))
+
+        async def follow(job: JobRef) -> ClipResult:
+            return await self.resume(job.id, request.duration_s)
+
+        return await run_job(self.service, self.model, fingerprint, submit, follow)

@@ -13,6 +13,7 @@ id to the end and downloads) are separate, so a job journal can resume a paid jo
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 from typing import Any
 
@@ -22,12 +23,21 @@ from providers.base import (
     AnimateRequest,
     ClipResult,
     ContentRefused,
+    JobRef,
     Media,
     ProviderBadResponse,
     ProviderUnavailable,
 )
 from providers.config import ProviderSettings
-from providers.http import Probe, field_of, motion_prompt, poll_job, probe, slot
+from providers.http import (
+    Cancel,
+    Probe,
+    field_of,
+    motion_prompt,
+    poll_job,
+    probe,
+    run_job,
+)
 from providers.openai import REFUSAL_CODES, _OpenAIBase
 
 NAME = "openai"
@@ -77,7 +87,7 @@ class SoraAnimator(_OpenAIBase):
     def __init__(self, model: str, settings: ProviderSettings) -> None:
         super().__init__(model, settings)
         self.poll_interval_s = settings.poll_interval_s
-        self.job_limit = min(JOB_LIMIT, settings.provider_concurrency)
+        self.service.limit = min(JOB_LIMIT, settings.provider_concurrency)
 
     async def check(self) -> Probe:
         """``GET /models/{model}``: free; 401 for a bad key, 404 when the key lacks the model."""
@@ -98,11 +108,19 @@ class SoraAnimator(_OpenAIBase):
                                         files=files, kind="upload", what="video")
         return str(field_of(NAME, video, "id"))
 
+    def _cancel(self, url: str) -> Cancel:
+        async def cancel(state: Any) -> bool:
+            """DELETE a video: confirmed only while it is still queued (not yet billed)."""
+            await self.service.request("DELETE", url, kind="poll", what="cancel")
+            return bool(state.get("status") == "queued")
+
+        return cancel
+
     async def resume(self, video_id: str) -> ClipResult:
         """Poll a started video to its end, then download it and price it by its seconds."""
         url = f"{self.base_url}/videos/{video_id}"
         video: Any = await poll_job(
-            self.service, url, done=DONE, pending=PENDING, cancel=("DELETE", url),
+            self.service, url, done=DONE, pending=PENDING, cancel=self._cancel(url),
             deadline_s=self.settings.video_deadline_s, interval_s=self.poll_interval_s,
             what=f"video {video_id}",
         )
@@ -125,8 +143,13 @@ class SoraAnimator(_OpenAIBase):
         return ClipResult(clip=clip, duration_s=seconds, usage=usage)
 
     async def animate(self, request: AnimateRequest) -> ClipResult:
-        lease = self.settings.video_deadline_s + 300
-        async with slot(f"{NAME}:videos", self.job_limit,
-                        self.settings.provider_concurrency_total, lease):
-            video_id = await self.submit(request)
-            return await self.resume(video_id)
+        fingerprint = {"model": self.model, "image": hashlib.sha256(request.image.data)
+                       .hexdigest(), **request.model_dump(mode="json", exclude={"image"})}
+
+        async def submit() -> JobRef:
+            return JobRef(service=NAME, id=await self.submit(request))
+
+        async def follow(job: JobRef) -> ClipResult:
+            return await self.resume(job.id)
+
+        return await run_job(self.service, self.model, fingerprint, submit, follow)

@@ -12,22 +12,27 @@ import contextlib
 import getpass
 import socket
 import sys
+import time
 import uuid
 from typing import Any, TextIO
 
 from bots.core import intents as it
+from bots.core.community import time_left, waiting_for_people
 from bots.core.conversation import Conversation, shorten, status_lines
 from bots.core.pump import EventPump, stop_task
 from bots.core.views import (
     AlbumView,
     AnyView,
     ApproveView,
+    GalleryView,
     SceneView,
     ScriptView,
     StatusView,
     Text,
     VideoView,
+    VoteView,
 )
+from pipeline.community import SETTING_FIELDS
 from pipeline.events import stream_key
 from pipeline.models import WORK_STATES, ChatRef, Platform, Story, UserRef
 from pipeline.runtime import Runtime
@@ -42,7 +47,18 @@ COMMANDS = """commands:
   redo <scene>        redo one scene's clip of a finished video
   voice [name]        narrate a finished video again;  remix  a new take on the idea
   settings [key val]  aspect, scenes, style, voice, language for new stories
-  status | mystories | cancel | retry | wait | help | quit"""
+  status | mystories | cancel | retry | wait | help | quit
+  wait votes          until the open votes close (their window ends), then as wait
+community (the terminal plays a group; you are its admin):
+  /as <name>          act as another member (/leave <name>: that member leaves)
+  /setup              make this chat a community;  community  its settings
+  settings <name> <v> decides, window, quorum, newframes, starters, quota, budget, cap, automake
+  vote <scene> <n|new>  vote on a scene's frames (pick and new do the same in a voted story)
+  propose <scene> <text>  new text for a scene, put to a vote;  textvote <scene> <n>
+  close [scene] | override <scene> <n>   end a vote now (owner, admins, moderators)
+  idea <text>         an idea for the next episode;  next  start the next episode
+  /mod <name> | /unmod <name> | budget | gallery | spend (approve a held spend)"""
+COMMUNITY_KEYS = frozenset(SETTING_FIELDS)
 
 
 class ConsoleRenderer:
@@ -84,6 +100,10 @@ class ConsoleRenderer:
                 if view.state == "approved":
                     return "✅ approved: the video is on its way"
                 return f"   {view.picked} of {view.scenes} scenes picked"
+            case VoteView():
+                return vote_text(view, time.time())
+            case GalleryView():
+                return gallery_text(view)
             case VideoView():
                 return (f"🎬 {view.title} ({view.duration_s:.1f} s)\n   video:      {view.video}\n"
                         f"   storyboard: {view.sheet}\n   redo <scene> | voice <name> | remix")
@@ -108,6 +128,44 @@ def _int(raw: str) -> int:
     return int(raw)
 
 
+def member_ref(name: str) -> UserRef:
+    """A member of the terminal's group, by the name typed."""
+    return UserRef(platform=Platform.console, user_id=name.lower(), display_name=name)
+
+
+def vote_text(view: VoteView, at: float) -> str:
+    k = view.scene + 1
+    what = "frames" if view.vote_kind == "frame" else "text"
+    lines = [f"🗳 Scene {k} of {view.scenes}, vote on its {what}: {shorten(view.narration, 120)}"]
+    for n, (option, count) in enumerate(zip(view.options, view.counts, strict=True), 1):
+        lines.append(f"   [{n}] {shorten(option, 100)} — {count} vote{'s' if count != 1 else ''}")
+    if view.vote_kind == "frame":
+        lines.append(f"   🔄 new frames — {view.new_frames} of {view.new_frames_needed} needed")
+    if view.state == "open":
+        verb = "vote" if view.vote_kind == "frame" else "textvote"
+        lines.append(f"   ⏳ {time_left(view.closes_at, at)} · {view.voters} voted · "
+                     f"{verb} {k} <n>" + (f" | vote {k} new"
+                                          if view.vote_kind == "frame" else ""))
+    else:
+        lines.append(f"   ✅ {view.result}")
+    lines += [f"   {line}" for line in view.overrides]
+    return "\n".join(lines)
+
+
+def gallery_text(view: GalleryView) -> str:
+    lines = [view.title]
+    for g in view.items:
+        credit = f"by {g.owner}"
+        if g.voters:
+            credit += f" · voters {', '.join(g.voters)}"
+        if g.contributors:
+            credit += f" · scenes by {', '.join(g.contributors)}"
+        facts = f"{credit} · ${g.cost_usd:.2f} · {g.duration_s:.0f} s" + (
+            f" · {g.url}" if g.url else "")
+        lines.append(f"   {facts}" if view.slot else f"   • {g.title} — {facts}")
+    return "\n".join(lines)
+
+
 def parse_line(line: str, current: Story | None) -> list[it.Intent] | str:
     """The intents a typed line stands for, or a word about why it cannot be done."""
     text = line.strip()
@@ -117,7 +175,8 @@ def parse_line(line: str, current: Story | None) -> list[it.Intent] | str:
     cmd = word.lower().lstrip("/")
     rest = rest.strip()
     sid = current.id if current is not None else None
-    needs_story = {"pick", "picks", "new", "edit", "approve", "retry", "redo", "voice", "remix"}
+    needs_story = {"pick", "picks", "new", "edit", "approve", "retry", "redo", "voice", "remix",
+                   "vote", "propose", "textvote", "close", "override", "spend", "next"}
     if cmd in needs_story and sid is None:
         return "there is no story yet: type /story <idea>"
     try:
@@ -150,10 +209,50 @@ def parse_line(line: str, current: Story | None) -> list[it.Intent] | str:
                 return [it.ChangeVoice(story_id=sid or "", voice=rest or None)]
             case "remix":
                 return [it.Remix(story_id=sid or "")]
+            case "next":
+                return [it.NextEpisode(story_id=sid or "")]
+            case "vote":
+                scene, n = rest.split()
+                choice = 0 if n.lower() in ("new", "0") else _int(n)
+                return [it.CastVote(story_id=sid or "", scene=_int(scene) - 1, choice=choice)]
+            case "textvote":
+                scene, n = rest.split()
+                return [it.CastVote(story_id=sid or "", scene=_int(scene) - 1, choice=_int(n),
+                                    kind="text")]
+            case "propose":
+                scene, _, new_text = rest.partition(" ")
+                return [it.Propose(story_id=sid or "", scene=_int(scene) - 1, text=new_text)]
+            case "close":
+                return [it.CloseVote(story_id=sid or "",
+                                     scene=_int(rest) - 1 if rest else None)]
+            case "override":
+                scene, n = rest.split()
+                return [it.Override(story_id=sid or "", scene=_int(scene) - 1,
+                                    choice=0 if n.lower() == "new" else _int(n))]
+            case "idea":
+                return [it.NextEpisodeIdea(text=rest, story_id=sid)]
+            case "setup":
+                return [it.Setup()]
+            case "community":
+                return [it.CommunitySettings()]
+            case "mod" | "unmod":
+                name = rest.removeprefix("@").strip()
+                if not name:
+                    return f"name the member: /{cmd} <name>"
+                user = member_ref(name)
+                return [it.Mod(user=user) if cmd == "mod" else it.Unmod(user=user)]
+            case "budget":
+                return [it.Budget()]
+            case "gallery":
+                return [it.Gallery()]
+            case "spend":
+                return [it.ApproveSpend(story_id=sid or "")]
             case "settings":
                 if not rest:
                     return [it.ChangeSettings()]
                 key, _, value = rest.partition(" ")
+                if key.lower() in COMMUNITY_KEYS:
+                    return [it.CommunitySettings(key=key, value=value.strip())]
                 return [it.ChangeSettings.model_validate({"key": key, "value": value.strip()})]
             case "status":
                 return [it.ShowStatus(story_id=rest or None)]
@@ -182,6 +281,22 @@ class ConsoleChat:
         self.worker: Any = None
         self._tasks: list[asyncio.Task[Any]] = []
         self.started: list[str] = []
+        self.admin = user  # the person at the terminal is the group's admin
+        self.members = {user.key: user}
+        conv.community.member_check = self._is_member
+
+    async def _is_member(self, chat: ChatRef, actor: UserRef) -> bool:
+        return actor.key in self.members
+
+    async def _admin_check(self) -> bool:
+        return self.user.key == self.admin.key
+
+    def act_as(self, name: str) -> None:
+        """``/as NAME``: the next lines are typed by that member (who joins the group)."""
+        user = self.admin if name.lower() == self.admin.user_id.lower() else member_ref(name)
+        self.members[user.key] = user
+        self.user = user
+        self.renderer.say(f"(you are {user.display_name} now)")
 
     async def open(self) -> None:
         from pipeline.queue import worker_alive
@@ -221,12 +336,25 @@ class ConsoleChat:
         if text.strip().lower() == "wait":
             await self.wait_idle()
             return True
+        if text.strip().lower() == "wait votes":
+            await self.wait_votes()
+            return True
+        word, _, rest = text.strip().partition(" ")
+        if word.lower() in ("/as", "/leave"):
+            if not rest.strip():
+                self.renderer.say(f"! name the member: {word} <name>")
+            elif word.lower() == "/as":
+                self.act_as(rest.strip())
+            else:
+                self.members.pop(member_ref(rest.strip()).key, None)
+                self.renderer.say(f"({rest.strip()} left the group)")
+            return True
         parsed = parse_line(text, await self.current())
         if isinstance(parsed, str):
             self.renderer.say(f"! {parsed}")
             return True
         for intent in parsed:
-            views = await self.conv.handle(intent, self.user, self.chat)
+            views = await self.conv.handle(intent, self.user, self.chat, self._admin_check)
             for view in views:
                 await self.renderer.send(self.chat, view)
             if isinstance(intent, it.StartStory | it.FreeText | it.Remix) and not views:
@@ -255,20 +383,34 @@ class ConsoleChat:
             await asyncio.sleep(0.05)
         await asyncio.sleep(0.05)
 
+    async def wait_votes(self) -> None:
+        """Until the current story's open votes have closed, then until it needs a person."""
+        while True:
+            story = await self.current()
+            if story is None or not waiting_for_people(story) or story.spend_hold is not None:
+                break
+            await asyncio.sleep(0.2)
+        await self.wait_idle()
+
     async def wait_idle(self, within_s: float = 1800) -> None:
         """Until the current story waits for a person (or is finished) and all is printed."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within_s
         while loop.time() < deadline:
             story = await self.current()
-            if story is None or story.status not in WORK_STATES:
+            if story is None or _needs_person(story):
                 await asyncio.sleep(0.3)  # its last events are on the stream by now
                 await self.wait_rendered()
                 story = await self.current()
-                if story is None or story.status not in WORK_STATES:
+                if story is None or _needs_person(story):
                     return
             await asyncio.sleep(0.2)
         self.renderer.say("! gave up waiting")
+
+
+def _needs_person(story: Story) -> bool:
+    """The story waits for a person: to vote, pick, approve, or approve a held spend."""
+    return story.spend_hold is not None or story.status not in WORK_STATES
 
 
 async def run_console(settings: Settings, stdin: TextIO = sys.stdin,
@@ -276,7 +418,8 @@ async def run_console(settings: Settings, stdin: TextIO = sys.stdin,
     rt = await Runtime.open(settings)
     name = getpass.getuser()
     user = UserRef(platform=Platform.console, user_id=name, display_name=name)
-    chat = ChatRef(platform=Platform.console, chat_id=f"{socket.gethostname()}-{name}")
+    chat = ChatRef(platform=Platform.console, chat_id=f"{socket.gethostname()}-{name}",
+                   is_group=True)  # a group that /as lets you play several members of
     conv = await Conversation.create(rt, Platform.console)
     session = ConsoleChat(rt, conv, out, user, chat)
     try:

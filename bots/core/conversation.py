@@ -15,6 +15,7 @@ from typing import Any
 
 from bots.core import intents as it
 from bots.core import permissions
+from bots.core.community import CommunityDesk
 from bots.core.delivery import Delivery
 from bots.core.tokens import Action, BadToken, TokenSigner, load_secret
 from bots.core.views import (
@@ -209,6 +210,7 @@ class Conversation:
         self.size_cap_for: Callable[[ChatRef], int | None] | None = None
         self.choices = {**CHOICES, "voice": voices or [rt.settings.default_voice]}
         self._prefix = f"sl:bot:{platform.value}:"
+        self.community = CommunityDesk(self)
 
     @classmethod
     async def create(
@@ -270,6 +272,9 @@ class Conversation:
                 return it.ChangeSettings(key=key, value=values[a.arg(1)])
             case "s":
                 return it.ShowStatus(story_id=sid)
+        community = self.community.intent_of(a.code, sid, a.args)
+        if community is not None:
+            return community
         raise BadToken("unknown action")
 
     async def press(self, token: str, actor: UserRef, chat: ChatRef,
@@ -310,6 +315,7 @@ class Conversation:
 
     async def handle(self, intent: it.Intent, actor: UserRef, chat: ChatRef,
                      admin: AdminCheck | None = None) -> list[AnyView]:
+        admin = self.community.with_moderators(admin, actor, chat)
         return await self._guarded(self._dispatch(intent, actor, chat, admin))
 
     async def scene_text(self, intent: it.EditScene, actor: UserRef, chat: ChatRef,
@@ -365,6 +371,14 @@ class Conversation:
                                "e.g. /story a lighthouse keeper befriends a stranded whale")]
             case it.UnknownCommand(command=cmd):
                 return [_error(f"I don't know {shorten(cmd, 40)}. Try /help.")]
+            case it.PickFrame() | it.NewCandidates() | it.EditScene() if (
+                voted := await self.community.on_story_intent(intent, actor, chat)
+            ) is not None:
+                return voted
+            case (it.Setup() | it.CommunitySettings() | it.CastVote() | it.CloseVote()
+                  | it.Override() | it.Propose() | it.NextEpisodeIdea() | it.Mod() | it.Unmod()
+                  | it.Budget() | it.Gallery() | it.ApproveSpend() | it.NextEpisode()):
+                return await self.community.handle(intent, actor, chat)
             case it.PickFrame():
                 return await self._pick(intent, actor, chat, admin)
             case it.NewCandidates(story_id=sid, scene=scene, generation=gen):
@@ -432,7 +446,7 @@ class Conversation:
                 story = await self._story_here(sid, chat)
                 return await self._start(story.idea, actor, chat)
             case it.ChangeSettings(key=None):
-                return [await self.settings_view(chat)]
+                return [await self.settings_view(chat), *await self.community.settings_of(chat)]
             case it.ChangeSettings(key=str(key), value=value):
                 allowed = permissions.on_settings(actor, chat, await _ask(admin, chat))
                 if allowed != permissions.Decision.allow:
@@ -471,8 +485,13 @@ class Conversation:
                     return [_error("A story has 3 to 12 scenes.")]
                 changes["scenes"] = chosen.scenes
             options = options.model_copy(update=changes)
-        story = await self.api.start_story(idea, actor, chat, options)
+        gate = await self.community.before_start(idea, actor, chat)
+        if gate.refusal:
+            return gate.refusal
+        story = await self.api.start_story(idea, actor, chat, options, community=gate.key,
+                                           rules=gate.rules)
         started_story.set(story.id)
+        await self.community.started(gate, story)
         if chosen is not None and chosen.photo:  # noted, and honestly not used (yet)
             return [Text(text="📎 I noted your photo, but photos are not used in stories yet: "
                               "this one is drawn from your words alone.")]
@@ -649,6 +668,14 @@ class Conversation:
                     line = f"⏳ {STEP_LABELS[step]} — {total} of {total} done"
             bar = progress_bar(current / total) if total else ""
             buttons = [[self.button(story.chat, "🛑 Cancel", "c", story.id)]]
+        if story.voting and story.status == Status.awaiting_approval:
+            line = ("🗳 The storyboard is up for a vote: vote on each scene's frames before its "
+                    "window closes.")
+        if story.spend_hold is not None and not story.finished:
+            hold = story.spend_hold
+            state, bar, buttons = "waiting", "", []
+            line = (f"⏸ {STEP_LABELS.get(hold.step, hold.step)} waits for a moderator to approve "
+                    f"about ${hold.estimate_usd:.2f}.")
         return StatusView(story_id=story.id, slot="status", title=title, state=state, line=line,
                           current=current, total=total, bar=bar,
                           eta_s=eta_s if state == "working" else None, error=error,

@@ -10,6 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from pipeline.models import UserRef
+
 
 class Intent(BaseModel):
     model_config = ConfigDict(frozen=True)
@@ -120,3 +122,95 @@ class MyStories(Intent):
 
 class Ignore(Intent):
     """A button press or reaction that should do nothing (kept for a uniform flow)."""
+
+
+# --------------------------------------------------------------------------- communities
+
+
+class Setup(Intent):
+    """``/setup``: make this group a community, or show its set-up. The adapter fills in what it
+    created or adopted and what the bot is missing in the chat."""
+
+    stories_channel: str = ""
+    gallery_channel: str = ""
+    moderator_role: str = ""
+    missing: list[str] = Field(default_factory=list, description="rights the bot lacks, in words")
+
+
+class CommunitySettings(Intent):
+    """Show the community's settings, or change one (``key`` as in /settings window 2m)."""
+
+    key: str | None = None
+    value: str | None = None
+
+
+class CastVote(Intent):
+    """A member's vote on a scene: a candidate number, or 0 for new frames."""
+
+    story_id: str
+    scene: int = Field(ge=0)
+    choice: int = Field(ge=0)
+    kind: Literal["frame", "text"] = "frame"
+    generation: int | None = None
+
+
+class CloseVote(Intent):
+    """Close the story's open votes now (or one scene's), by their rules."""
+
+    story_id: str
+    scene: int | None = Field(None, ge=0)
+
+
+class Override(Intent):
+    """The owner or a moderator decides a scene's open vote."""
+
+    story_id: str
+    scene: int = Field(ge=0)
+    choice: int = Field(ge=0)
+    kind: Literal["frame", "text"] = "frame"
+
+
+class Propose(Intent):
+    """A member's new text for a scene, put to the vote."""
+
+    story_id: str
+    scene: int = Field(ge=0)
+    text: str
+
+
+class NextEpisodeIdea(Intent):
+    """An idea for the story's next episode; without a story, the chat's latest."""
+
+    text: str
+    story_id: str | None = None
+
+
+class Mod(Intent):
+    """Name a moderator (admins only)."""
+
+    user: UserRef
+
+
+class Unmod(Intent):
+    user: UserRef
+
+
+class Budget(Intent):
+    """What the community spent this month, by member, and what is left."""
+
+
+class Gallery(Intent):
+    """The community's last finished stories."""
+
+
+class NextEpisode(Intent):
+    """A new story that follows a finished one, from its next-episode ideas."""
+
+    story_id: str
+
+
+class ApproveSpend(Intent):
+    """A moderator approves a held paid step at the amount the button showed."""
+
+    story_id: str
+    cents: int | None = Field(None, ge=0)

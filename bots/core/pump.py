@@ -288,6 +288,8 @@ class EventPump:
                                        text=ev.message))
         if ev.kind == EventKind.status and ev.scene is not None:
             await self._retire_old(story, ev.scene, shown)
+        if story.community is not None:
+            await self._community_event(story, ev)
         if "approve" in shown:
             await d.show(r, chat, conv.approve_view(story))
 
@@ -296,6 +298,23 @@ class EventPump:
         for slot in await self.conv.delivery.all(story.id):
             if slot.startswith(ARMED):
                 await self.conv.delivery.retire(self.renderer, story.chat, story.id, slot)
+
+    async def _community_event(self, story: Story, ev: StoryEvent) -> None:
+        """Votes (live counts, results, overrides), spend approvals and the gallery post."""
+        desk, d, r = self.conv.community, self.conv.delivery, self.renderer
+        if ev.kind == EventKind.vote and ev.scene is not None:
+            for view in desk.scene_views(story, ev.scene):
+                await d.show(r, story.chat, view)
+        elif ev.kind == EventKind.spend:
+            await self._show_status(story, ev, force=True)  # "waits for a moderator", at once
+            spend = desk.spend_view(story)
+            if spend is not None:
+                await d.show(r, story.chat, spend)
+        elif ev.kind == EventKind.gallery and story.community is not None:
+            c = await desk.communities.get(story.community)
+            entry = desk.gallery_entry(c, story.id) if c is not None else None
+            if c is not None and entry is not None:
+                await d.show(r, desk.gallery_chat(c, story), entry)
 
     async def _show_status(self, story: Story, ev: StoryEvent, force: bool) -> None:
         now = time.monotonic()
@@ -322,7 +341,8 @@ class EventPump:
             return
         d, r, chat = self.conv.delivery, self.renderer, story.chat
         await d.show(r, chat, await self.conv.album_view(story, index))
-        await d.show(r, chat, self.conv.scene_view(story, index))
+        for view in self.conv.community.scene_views(story, index):
+            await d.show(r, chat, view)
         await self._retire_old(story, index, shown)
 
     async def _retire_old(self, story: Story, index: int, shown: dict[str, Any]) -> None:

@@ -14,6 +14,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from pipeline.community import GalleryEntry
+
 
 class Button(BaseModel):
     model_config = ConfigDict(frozen=True)
@@ -109,4 +111,38 @@ class VideoView(View):
     url: str = Field("", description="a public link to the video, when the media store has one")
 
 
-AnyView = Text | StatusView | ScriptView | AlbumView | SceneView | ApproveView | VideoView
+class VoteView(View):
+    """A scene's vote: its options with live counts, when it closes, and once closed the result
+    with the rule that applied and every override. Its slot is the scene's (``scene:i:gen``),
+    so 1️⃣–4️⃣ reactions on it are votes."""
+
+    kind: Literal["vote"] = "vote"
+    poll: str
+    vote_kind: Literal["frame", "text"] = "frame"
+    scene: int
+    scenes: int
+    generation: int
+    narration: str
+    options: list[str] = Field(default_factory=list, description="option labels, 1..N")
+    counts: list[int] = Field(default_factory=list)
+    new_frames: int = 0
+    new_frames_needed: int = 0
+    voters: int = 0
+    closes_at: float = 0.0
+    state: Literal["open", "closed"] = "open"
+    result: str = Field("", description="the result in words, saying which rule applied")
+    rule: str = Field("", description="majority, tie_owner, tie_fallback, empty, quorum_owner, "
+                                      "quorum_fallback, new_frames, override or replaced")
+    overrides: list[str] = Field(default_factory=list)
+
+
+class GalleryView(View):
+    """One finished story in the gallery (``items`` has one entry), or the /gallery list."""
+
+    kind: Literal["gallery"] = "gallery"
+    title: str
+    items: list[GalleryEntry] = Field(default_factory=list)
+
+
+AnyView = (Text | StatusView | ScriptView | AlbumView | SceneView | ApproveView | VideoView
+           | VoteView | GalleryView)
