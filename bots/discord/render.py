@@ -392,8 +392,10 @@ class DiscordRenderer:
                 await fit_images(frames[:1], alone) is None:  # together, or none fits anyway
             parts = [(head, frames, once)]
         else:
-            parts = [(f"{head} · frame {n} of {len(frames)}", [frame], once and f"{once[:19]}f{n}")
-                     for n, frame in enumerate(frames, 1)]
+            short = f"🖼 **Scene {view.scene + 1} of {view.scenes}**" \
+                if isinstance(view, SceneView) else head
+            parts = [(head if n == 1 and rows else f"{short} · frame {n} of {len(frames)}",
+                      [frame], once and f"{once[:19]}f{n}") for n, frame in enumerate(frames, 1)]
         refs: list[str] = []
         for text, some, key in parts:
             notes: list[str] = []
