@@ -157,10 +157,15 @@ def view_html(view: AnyView) -> str:
     raise TypeError(f"no text form for {type(view).__name__}")
 
 
+VIDEO_HINT = "Redo a scene's clip (🎬), change the voice or remix the story:"
+
+
 def video_caption(view: VideoView) -> str:
+    """Title, logline and what the buttons under the video do, within a caption's limit."""
     title = f"🎬 <b>{esc(shorten(view.title, 200))}</b>"
-    room = CAPTION_MAX - len(shorten(view.title, 200)) - 10
-    return title + (f"\n{esc(shorten(view.caption, room))}" if view.caption else "")
+    room = CAPTION_MAX - len(shorten(view.title, 200)) - len(VIDEO_HINT) - 20
+    body = f"\n{esc(shorten(view.caption, room))}" if view.caption else ""
+    return title + body + (f"\n\n{esc(VIDEO_HINT)}" if view.buttons else "")
 
 
 # --------------------------------------------------------------------------- the renderer
