@@ -182,7 +182,7 @@ class ConsoleChat:
         self.renderer = ConsoleRenderer(out)
         self.group = f"console-{uuid.uuid4().hex[:10]}"
         self.pump = EventPump(conv, self.renderer, consumer="console", group=self.group,
-                              status_interval_s=(2.0, 2.0), block_ms=200,
+                              status_interval_s=(3.0, 3.0), block_ms=200,
                               chat_filter=lambda c: c.key == chat.key, start="$")
         self.worker: Any = None
         self._tasks: list[asyncio.Task[Any]] = []
