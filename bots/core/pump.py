@@ -75,6 +75,7 @@ class EventPump:
         self.start = start
         self._last_status: dict[str, float] = {}
         self._deferred: dict[str, StoryEvent] = {}
+        self._final_due: set[str] = set()  # stories whose new state waits for its edit
         self._step_first: dict[tuple[str, str], float] = {}
         self._failures: dict[str, int] = {}
         self._locks: dict[str, asyncio.Lock] = {}
@@ -228,7 +229,7 @@ class EventPump:
     async def _deferred_status(self, sid: str, ev: StoryEvent) -> None:
         try:
             story = await self.conv.api.get(sid)
-            if story.status in FINAL_VIEWS:
+            if story.status in FINAL_VIEWS and sid not in self._final_due:
                 return  # the event that got it there shows it, in order
             async with self._lock(sid):
                 await self._show_status(story, ev, force=True)
@@ -285,10 +286,18 @@ class EventPump:
     async def _show_status(self, story: Story, ev: StoryEvent, force: bool) -> None:
         now = time.monotonic()
         interval = self.group_s if story.chat.is_group else self.private_s
-        if not force and not status_due(self._last_status.get(story.chat.key), now, interval):
+        due = status_due(self._last_status.get(story.chat.key), now, interval)
+        if not due and force and story.id not in self._final_due and \
+                await self.conv.delivery.get(story.id, "status") is not None:
+            # a change of state is shown too, but as an edit it waits its turn like any other
+            # (the chat's status message changes at most once an interval)
+            self._final_due.add(story.id)
+            force = False
+        if not force and not due:
             self._deferred[story.id] = ev
             return
         self._deferred.pop(story.id, None)
+        self._final_due.discard(story.id)
         eta = None
         step = STATUS_STEP.get(story.status)
         if step is not None:
