@@ -231,8 +231,8 @@ class EventPump:
             story = await self.conv.api.get(sid)
             if story.status in FINAL_VIEWS and sid not in self._final_due:
                 return  # the event that got it there shows it, in order
-            async with self._lock(sid):
-                await self._show_status(story, ev, force=True)
+            async with self._lock(sid):  # its turn may have been taken meanwhile: check again
+                await self._show_status(story, ev, force=False)
         except ChatGone:
             await self.conv.delivery.mark_gone(ev.chat)
         except Exception as err:
@@ -287,8 +287,7 @@ class EventPump:
         now = time.monotonic()
         interval = self.group_s if story.chat.is_group else self.private_s
         due = status_due(self._last_status.get(story.chat.key), now, interval)
-        if not due and force and story.id not in self._final_due and \
-                await self.conv.delivery.get(story.id, "status") is not None:
+        if not due and force and await self.conv.delivery.get(story.id, "status") is not None:
             # a change of state is shown too, but as an edit it waits its turn like any other
             # (the chat's status message changes at most once an interval)
             self._final_due.add(story.id)
@@ -308,7 +307,7 @@ class EventPump:
                               story.options.scenes)
         view = self.conv.status_view(story, ev, eta)
         await self.conv.delivery.show(self.renderer, story.chat, view)
-        self._last_status[story.chat.key] = now
+        self._last_status[story.chat.key] = time.monotonic()  # from when it was shown
 
     async def _show_scenes(self, story: Story) -> None:
         """Each scene is one message, posted in scene order: a scene whose frames are ready
