@@ -72,7 +72,10 @@ async def test_storyloom_chat_through_stdin(settings: Settings, rt: Runtime,
     assert "Write your idea in words" in out
     assert "there is no story yet" in out
     assert "» A lighthouse keeper <befriends> a stranded whale & sings" in out
-    assert "📜" in out and "🖼 Scene 1 of 3:" in out and "🖼 Scene 3 of 3:" in out
+    # each scene once, in order, its frames with it: the terminal shows what a chat shows
+    firsts = [out.index(f"🖼 Scene {k} of 3:") for k in (1, 2, 3)]
+    assert firsts == sorted(firsts), out
+    assert "📜" not in out
     assert "[2] " in out and ".png" in out  # frames as files on disk
     assert "Scene 1: frame 2 ✓" in out
     assert "This story has scenes 1 to 3, not 9." in out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from bots.core import intents as it
@@ -144,3 +146,29 @@ async def test_a_photo_with_an_idea_is_noted_not_pretended_used(rt: Runtime) -> 
     assert len(views) == 1 and isinstance(views[0], Text) and not views[0].error
     assert "noted your photo" in views[0].text and "not used" in views[0].text
     assert len(await rt.store.by_owner(OWNER)) == 2
+
+
+async def test_a_scenes_frames_become_one_numbered_picture(tmp_path: Path) -> None:
+    """Three 9:16 frames side by side in one JPEG, in order, each under its number badge."""
+    import io
+
+    from PIL import Image
+
+    from bots.core.frames import numbered_sheet
+
+    colors = [(200, 40, 40), (40, 200, 40), (40, 40, 200)]
+    paths = []
+    for n, c in enumerate(colors):
+        p = tmp_path / f"f{n}.png"
+        Image.new("RGB", (90, 160), c).save(p)
+        paths.append(p)
+    data = await numbered_sheet(paths, tile_h=320)
+    sheet = Image.open(io.BytesIO(data))
+    assert sheet.format == "JPEG" and sheet.height < sheet.width < 3 * sheet.height
+    tile = (sheet.width - 4 * 8) // 3
+    for n, c in enumerate(colors):  # the bottom of each tile is its frame, in order
+        x = 8 + n * (tile + 8) + tile // 2
+        got = sheet.getpixel((x, sheet.height - 30))
+        assert all(abs(a - b) < 40 for a, b in zip(got, c, strict=True)), (n, got)
+        badge = sheet.getpixel((8 + n * (tile + 8) + 8 + 4, 8 + 8 + 20))
+        assert min(badge) > 200  # a white number badge in the top left corner

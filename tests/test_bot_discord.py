@@ -233,8 +233,7 @@ async def test_storyboard_picks_by_button_and_reaction_then_video(
     await world.start()
     story = await board(rt, world.chat(), duser(ALICE))
     tid = await the_board(dc, world)
-    script = dc.one(tid, "Scenes")
-    assert "\\*trust\\*" in script.content and "@\u200beveryone" in script.content
+    assert dc.find(tid, "Scenes") == []  # no separate script: each scene's message has its text
     for k in (1, 2, 3):  # one message per scene: its frames, its text and its buttons
         m = scene_msg(dc, tid, k)
         assert [a["filename"] for a in m.attachments] == ["frame-1.png", "frame-2.png",
@@ -317,6 +316,85 @@ async def test_edit_scene_modal_and_new_candidates(
             break
         await asyncio.sleep(0.05)
     assert (await rt.store.get(story.id)).scenes[0].generation == 1
+
+
+async def test_a_story_is_n_plus_3_messages_scenes_in_order_redraws_in_place(
+    world: World, dc: FakeDiscord, rt: Runtime
+) -> None:
+    """Scenes drawn in the order 3, 1, 2 are shown 1, 2, 3; new frames replace the scene
+    message's attachments in place; the story is the status, a message per scene, the
+    approval and the video."""
+    await world.start()
+    story = await board(rt, world.chat(), duser(ALICE), publish=False)
+    drawn = {sc.index: sc.candidates for sc in story.scenes}
+
+    def undrawn(s: Story) -> None:
+        s.status = Status.storyboarding
+        for sc in s.scenes:
+            sc.candidates = []
+
+    story = await rt.store.update(story.id, undrawn)
+    await rt.outbox.publish(StoryEvent.of(story, EventKind.created))
+    await dc.wait_for(lambda: dc.threads_of(world.channel), what="a thread")
+    tid = thread_of(dc, world)
+
+    def scenes() -> list[str]:
+        return [m.content.split("\n")[0] for m in dc.log(tid) if "**Scene " in m.content]
+
+    async def draw(i: int) -> None:
+        def put(s: Story) -> None:
+            s.scenes[i].candidates = drawn[i]
+
+        s = await rt.store.update(story.id, put)
+        await rt.outbox.publish(StoryEvent.of(s, EventKind.candidates, step="storyboard",
+                                              scene=i, current=i + 1, total=3))
+
+    await draw(2)
+    await asyncio.sleep(0.5)
+    assert scenes() == []  # scene 3 waits for scenes 1 and 2
+    await draw(0)
+    await dc.wait_for(lambda: len(scenes()) == 1, what="scene 1", channel_id=tid)
+    await draw(1)
+    await dc.wait_for(lambda: len(scenes()) == 3, what="scenes", channel_id=tid)
+    assert scenes() == [f"🖼 **Scene {k} of 3**" for k in (1, 2, 3)]
+    story = await rt.store.update(story.id, lambda s: setattr(s, "status",
+                                                              Status.awaiting_approval))
+    await rt.outbox.publish(StoryEvent.of(story, EventKind.awaiting_approval, step="storyboard"))
+    await dc.wait_for(lambda: dc.find(tid, "scenes picked"), what="approval", channel_id=tid)
+
+    m2 = scene_msg(dc, tid, 2)
+    before = [a["id"] for a in m2.attachments]
+    it = await dc.press(dc.channels[tid], world.alice, m2, m2.button("New frames")["custom_id"])
+    await dc.answered(it)
+    await dc.wait_for(lambda: "Drawing new frames" in scene_msg(dc, tid, 2).content,
+                      what="drawing", channel_id=tid)
+    fresh = [FrameCandidate(id=f"2b{n}", media=await rt.media.put(
+        png((n * 60, 10, 200), (20, 30)), "image/png"), seed=n, provider="t") for n in (1, 2, 3)]
+
+    def redrawn(s: Story) -> None:
+        s.scenes[1].candidates = fresh
+        s.status = Status.awaiting_approval
+
+    story = await rt.store.update(story.id, redrawn)
+    await rt.outbox.publish(StoryEvent.of(story, EventKind.candidates, step="storyboard",
+                                          scene=1, current=3, total=3))
+    await dc.wait_for(lambda: scene_msg(dc, tid, 2).components != [], what="new frames",
+                      channel_id=tid)
+    again = scene_msg(dc, tid, 2)
+    assert again.id == m2.id
+    assert [a["id"] for a in again.attachments] != before  # the new frames, in place
+    assert [a["filename"] for a in again.attachments] == ["frame-1.png", "frame-2.png",
+                                                          "frame-3.png"]
+    await finish(rt, story.id)
+    await dc.wait_for(lambda: dc.find(tid, "The video is ready"), what="done", channel_id=tid)
+    # in the story's thread: the status, a message per scene, the approval, the video
+    assert len(dc.log(tid)) == 3 + 3, dc.dump(tid)
+    assert [a["filename"] for a in dc.log(tid)[-1].attachments] == ["story.mp4",
+                                                                   "storyboard.png"]
+    # and in the channel it came from, one line that says where the video is
+    assert [m.content for m in dc.log(world.cid)] == [
+        f"🎬 **The Keeper & the \\*Whale\\*** is ready — watch it in <#{tid}>."]
+    assert dc.errors == []
 
 
 def json_text(obj: Any) -> str:
@@ -578,7 +656,6 @@ async def test_a_429_is_waited_out(world: World, dc: FakeDiscord, rt: Runtime) -
     for k in (1, 2, 3):
         scene_msg(dc, tid, k)
     assert len(dc.calls("POST", f"/api/v10/channels/{world.cid}/threads")) == 2
-    assert len(dc.find(tid, "Scenes")) == 1
 
 
 async def test_a_post_repeated_before_it_was_recorded_shows_once(
@@ -590,7 +667,7 @@ async def test_a_post_repeated_before_it_was_recorded_shows_once(
     lost: list[str] = []
 
     async def record_after_a_crash(story_id: str, slot: str, shown: Any) -> None:
-        if slot.startswith("album:") and not lost:  # the process dies after posting, before
+        if slot.startswith("scene:") and not lost:  # the process dies after posting, before
             lost.append(slot)                       # it wrote down what it posted
             raise ConnectionError("redis went away")
         await real_record(story_id, slot, shown)
@@ -600,7 +677,7 @@ async def test_a_post_repeated_before_it_was_recorded_shows_once(
     tid = await the_board(dc, world)
     # the event was read again and the album posted again, with the same nonce: Discord
     # answered with the first message instead of creating a second one
-    assert lost == ["album:0:0"] and dc.nonce_repeats == 1
+    assert lost == ["scene:0"] and dc.nonce_repeats == 1
     frames = [m for m in dc.log(tid) if any(a["filename"] == "frame-1.png"
                                            for a in m.attachments)]
     assert len(frames) == 3  # one album per scene, none twice
@@ -629,7 +706,6 @@ async def test_restart_mid_story_buttons_keep_working(
     assert len(dc.threads_of(world.channel)) == 1  # the same thread, no second one
     for k in (1, 2, 3):
         scene_msg(dc, tid, k)
-    assert len(dc.find(tid, "Scenes")) == 1
     # a button posted before the restart works after it
     it = await dc.press(dc.channels[tid], world.alice, m1, m1.button("3")["custom_id"])
     assert await dc.answered(it) == ["Scene 1: frame 3 ✓"]
@@ -727,7 +803,7 @@ def noise_png(width: int, height: int, seed: int) -> bytes:
     return buf.getvalue()
 
 
-async def test_a_small_upload_limit_shrinks_frames_and_splits_the_video_from_its_storyboard(
+async def test_a_small_upload_limit_shrinks_frames_and_sends_the_video_without_storyboard(
     world: World, dc: FakeDiscord, rt: Runtime
 ) -> None:
     dc.upload_limits[int(world.guild["id"])] = 1 * MiB
@@ -749,10 +825,8 @@ async def test_a_small_upload_limit_shrinks_frames_and_splits_the_video_from_its
         a["filename"] == "story.mp4" for a in m.attachments)], what="video", channel_id=tid)
     assert [a["filename"] for a in video[0].attachments] == ["story.mp4"]
     assert video[0].button_labels()[:3] == ["🎬 1", "🎬 2", "🎬 3"]
-    sheet = await dc.wait_for(lambda: dc.find(tid, "The storyboard of"), what="storyboard",
-                              channel_id=tid)
-    assert [a["filename"] for a in sheet[0].attachments] == ["storyboard.jpg"]
     await dc.wait_for(lambda: dc.find(tid, "The video is ready"), what="status done")
+    assert dc.find(tid, "The storyboard of") == []  # each scene's message shows its frames
     assert dc.uploads and all(u.size <= u.limit for u in dc.uploads), dc.uploads
     assert dc.too_large == 0 and dc.errors == []
     assert await unacknowledged(rt, "discord") == 0
@@ -917,7 +991,6 @@ async def test_a_video_over_the_limit_is_re_encoded_to_fit(
     assert "over this server's 1 MiB upload limit, so here it is re-encoded to" in \
         video[0].content
     assert video[0].button_labels()[:3] == ["🎬 1", "🎬 2", "🎬 3"]
-    await dc.wait_for(lambda: dc.find(tid, "The storyboard of"), what="storyboard")
     assert all(u.size <= u.limit for u in dc.uploads) and dc.too_large == 0
 
 

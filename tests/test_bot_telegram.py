@@ -56,8 +56,9 @@ class Bots:
     async def start(self, **kw: Any) -> TelegramBot:
         conv = await Conversation.create(self.rt, Platform.telegram, size_cap_bytes=50_000_000)
         kw.setdefault("limits", FAST)
+        kw.setdefault("status_interval_s", (0.2, 0.4))
         bot = TelegramBot(self.rt, conv, token=TOKEN, base_url=self.fake.url,
-                          status_interval_s=(0.2, 0.4), poll_timeout_s=1, **kw)
+                          poll_timeout_s=1, **kw)
         await bot.start()
         self.running.append(bot)
         return bot
@@ -140,9 +141,15 @@ async def wait_story(rt: Runtime, sid: str, pred: Any, within: float = 10) -> St
 
 
 def scene_msg(fake: FakeTelegram, chat_id: int, k: int) -> Msg:
-    found = [m for m in fake.log(chat_id) if m.kind == "text" and f"Scene {k} of" in m.text]
+    """A scene's one message: its numbered frames as one photo, its text and buttons."""
+    found = [m for m in fake.log(chat_id) if f"Scene {k} of" in m.text]
     assert len(found) == 1, fake.dump(chat_id)
+    assert found[0].kind == "photo"
     return found[0]
+
+
+def scene_msgs(fake: FakeTelegram, chat_id: int) -> list[Msg]:
+    return [m for m in fake.log(chat_id) if m.kind == "photo" and "Scene " in m.text]
 
 
 async def test_smoke_commands_registered_and_help(bots: Bots, tg: FakeTelegram) -> None:
@@ -172,16 +179,13 @@ async def test_private_storyboard_picks_approval_and_video(
     story = await board(rt, tchat(ALICE), tuser(ALICE))
     approve = await tg.wait_for(lambda: tg.find(ALICE, "scenes picked"), what="approve msg",
                                 chat_id=ALICE)
-    # the status message, the script, three albums of three frames with a button message each
+    # the status message, one photo per scene (its frames numbered, its text, its buttons)
     status = tg.one(ALICE, "The storyboard is ready")
     assert status.text.startswith("The Keeper & the <Whale>")
-    script = tg.one(ALICE, "Scenes")
-    assert "A keeper & a whale <learn> to *trust*." in script.text
-    assert "Scene 2 text & <b>" in script.text
-    groups = albums(tg, ALICE)
-    assert len(groups) == 3 and all(len(g) == 3 for g in groups.values())
+    assert albums(tg, ALICE) == {}
     for k in (1, 2, 3):
         msg = scene_msg(tg, ALICE, k)
+        assert f"Scene {k} text & <b>" in msg.text
         assert msg.button_labels() == ["1", "2", "3", "🔄 New frames", "✏️ Edit scene"]
     assert approve[0].button_labels() == []
 
@@ -209,9 +213,7 @@ async def test_private_storyboard_picks_approval_and_video(
     video = await tg.wait_for(lambda: [m for m in tg.log(ALICE) if m.kind == "video"],
                               what="video", chat_id=ALICE)
     assert video[0].text.startswith("🎬 The Keeper & the <Whale>")
-    sheet = await tg.wait_for(lambda: tg.find(ALICE, "Storyboard of"), what="sheet")
-    assert sheet[0].kind == "photo"
-    labels = sheet[0].button_labels()
+    labels = video[0].button_labels()
     assert labels[:3] == ["🎬 1", "🎬 2", "🎬 3"] and "🎙 Change voice" in labels
     assert "🔀 Remix" in labels
     await tg.wait_for(lambda: tg.find(ALICE, "The video is ready"), what="status done")
@@ -220,6 +222,98 @@ async def test_private_storyboard_picks_approval_and_video(
     sends = tg.calls("POST", "/bot" + TOKEN + "/sendMessage")
     assert all(TOKEN not in (r.form.get("text", "") + r.body.decode(errors="ignore"))
                for r in sends)
+
+
+SENDS = ("sendMessage", "sendPhoto", "sendVideo", "sendMediaGroup", "sendDocument")
+
+
+def sent(fake: FakeTelegram) -> int:
+    return sum(len(fake.calls("POST", f"/bot{TOKEN}/{m}")) for m in SENDS)
+
+
+async def test_a_story_is_n_plus_3_messages_scenes_in_order_redraws_in_place(
+    bots: Bots, tg: FakeTelegram, rt: Runtime
+) -> None:
+    """Scenes drawn in the order 3, 1, 2 are shown 1, 2, 3, each as one photo; a redraw
+    replaces that photo in place; the whole story is the status, a message per scene, the
+    approval and the video: N + 3 messages."""
+    await bots.start(status_interval_s=(0.6, 0.6))
+    chat, alice = tg.private(ALICE), tg.user(ALICE, "Alice")
+    story = await board(rt, tchat(ALICE), tuser(ALICE), publish=False)
+    drawn = {sc.index: sc.candidates for sc in story.scenes}
+
+    def undrawn(s: Story) -> None:
+        s.status = Status.storyboarding
+        for sc in s.scenes:
+            sc.candidates = []
+
+    story = await rt.store.update(story.id, undrawn)
+    await rt.outbox.publish(StoryEvent.of(story, EventKind.created))
+    await tg.wait_for(lambda: tg.find(ALICE, "Keeper"), what="status", chat_id=ALICE)
+
+    async def draw(i: int) -> None:
+        def put(s: Story) -> None:
+            s.scenes[i].candidates = drawn[i]
+
+        s = await rt.store.update(story.id, put)
+        for n in range(1, 5):  # progress as it goes, more often than the status may change
+            await rt.outbox.publish(StoryEvent.of(s, EventKind.progress, step="storyboard",
+                                                  current=n, total=9))
+        await rt.outbox.publish(StoryEvent.of(s, EventKind.candidates, step="storyboard",
+                                              scene=i, current=i + 1, total=3))
+
+    await draw(2)
+    await asyncio.sleep(0.5)
+    assert scene_msgs(tg, ALICE) == []  # scene 3 waits for scenes 1 and 2
+    await draw(0)
+    await tg.wait_for(lambda: len(scene_msgs(tg, ALICE)) == 1, what="scene 1", chat_id=ALICE)
+    await asyncio.sleep(0.3)
+    assert [m.text.split("\n")[0] for m in scene_msgs(tg, ALICE)] == ["🖼 Scene 1 of 3"]
+    await draw(1)
+    await tg.wait_for(lambda: len(scene_msgs(tg, ALICE)) == 3, what="scenes", chat_id=ALICE)
+    assert [m.text.split("\n")[0] for m in scene_msgs(tg, ALICE)] == \
+        [f"🖼 Scene {k} of 3" for k in (1, 2, 3)]
+    story = await rt.store.update(story.id, lambda s: setattr(s, "status",
+                                                              Status.awaiting_approval))
+    await rt.outbox.publish(StoryEvent.of(story, EventKind.awaiting_approval, step="storyboard"))
+    await tg.wait_for(lambda: tg.find(ALICE, "scenes picked"), what="approval", chat_id=ALICE)
+    assert albums(tg, ALICE) == {} and sent(tg) == 5
+
+    # new frames for scene 2: the same message says they are being drawn, then shows them
+    s2 = scene_msg(tg, ALICE, 2)
+    tg.press(chat, alice, s2.message_id, s2.button("New frames")["callback_data"])
+    await tg.wait_for(lambda: "Drawing new frames" in scene_msg(tg, ALICE, 2).text,
+                      what="drawing", chat_id=ALICE)
+    assert scene_msg(tg, ALICE, 2).buttons == []
+    fresh = [FrameCandidate(id=f"2b{n}", media=await rt.media.put(
+        png((n * 60, 10, 200), (20, 30)), "image/png"), seed=n, provider="t") for n in (1, 2, 3)]
+
+    def redrawn(s: Story) -> None:
+        s.scenes[1].candidates = fresh
+        s.status = Status.awaiting_approval
+
+    story = await rt.store.update(story.id, redrawn)
+    await rt.outbox.publish(StoryEvent.of(story, EventKind.candidates, step="storyboard",
+                                          scene=1, current=3, total=3))
+    await tg.wait_for(lambda: scene_msg(tg, ALICE, 2).buttons != [], what="new frames",
+                      chat_id=ALICE)
+    again = scene_msg(tg, ALICE, 2)
+    assert again.message_id == s2.message_id and again.media_edits == 1
+    assert again.button_labels() == ["1", "2", "3", "🔄 New frames", "✏️ Edit scene"]
+    # a pick changes the caption and buttons, not the picture
+    tg.press(chat, alice, again.message_id, again.button("3")["callback_data"])
+    await tg.wait_for(lambda: "✓ 3" in scene_msg(tg, ALICE, 2).button_labels(), what="tick")
+    assert scene_msg(tg, ALICE, 2).media_edits == 1
+
+    await finish(rt, story.id)
+    await tg.wait_for(lambda: tg.find(ALICE, "The video is ready"), what="done", chat_id=ALICE)
+    assert [m.kind for m in tg.log(ALICE)] == ["text", "photo", "photo", "photo", "text",
+                                               "video"], tg.dump(ALICE)
+    assert sent(tg) == 3 + 3
+    status = tg.one(ALICE, "The video is ready")
+    gaps = [b - a for a, b in itertools.pairwise(status.edited_at)]
+    assert status.edits >= 2 and min(gaps) >= 0.6 - 0.05, gaps  # one edit per interval
+    assert tg.errors == [] and tg.floods == []
 
 
 async def test_text_idea_status_edited_in_place_and_throttled(
@@ -499,13 +593,11 @@ async def test_reactions_pick_and_redraw(bots: Bots, tg: FakeTelegram, rt: Runti
     chat, alice = tg.private(ALICE), tg.user(ALICE, "Alice")
     story = await board(rt, tchat(ALICE), tuser(ALICE))
     await tg.wait_for(lambda: tg.find(ALICE, "scenes picked"), what="board", chat_id=ALICE)
-    frames = [m for m in tg.log(ALICE) if m.kind == "photo" and "Scene 1 of 3" in m.text]
-    assert [m.text for m in frames] == [f"Scene 1 of 3 · frame {n}" for n in (1, 2, 3)]
-    tg.react(chat, alice, frames[1].message_id, "👍")
-    await tg.wait_for(lambda: "✓ 2" in scene_msg(tg, ALICE, 1).button_labels(), what="pick")
-    assert (await rt.store.get(story.id)).scenes[0].picked == "1a2"
+    # one picture shows all of a scene's frames: 👍 on it names no frame, so it picks none
+    tg.react(chat, alice, scene_msg(tg, ALICE, 1).message_id, "👍")
     tg.react(chat, alice, scene_msg(tg, ALICE, 3).message_id, "👎")
     await wait_story(rt, story.id, lambda s: s.scenes[2].generation == 1)
+    assert (await rt.store.get(story.id)).scenes[0].picked is None
     # a reaction by nobody-in-particular on an unrelated message does nothing
     tg.react(chat, alice, 9999, "👍")
 
@@ -548,9 +640,8 @@ async def test_restart_mid_story_resumes_without_duplicates(
     for i in range(2):  # two scenes are drawn while the bot runs
         await rt.outbox.publish(StoryEvent.of(story, EventKind.candidates, step="storyboard",
                                               scene=i, current=i + 1, total=3))
-    await tg.wait_for(lambda: len(albums(tg, ALICE)) == 2 and len(
-        [m for m in tg.log(ALICE) if "Scene 2 of 3" in m.text and m.kind == "text"]) == 1,
-        what="two scenes", chat_id=ALICE)
+    await tg.wait_for(lambda: len(scene_msgs(tg, ALICE)) == 2, what="two scenes",
+                      chat_id=ALICE)
     # both shown and recorded (a stop between Telegram's answer and the record would post the
     # scene again: the Bot API has no idempotency key)
     await tg.wait_for(lambda: bot.pump.rendered >= 2, what="recorded")
@@ -573,13 +664,10 @@ async def test_restart_mid_story_resumes_without_duplicates(
     await bots.start()
     await tg.wait_for(lambda: tg.find(ALICE, "scenes picked"), what="approve after restart",
                       chat_id=ALICE)
-    groups = albums(tg, ALICE)
-    assert len(groups) == 3, tg.dump(ALICE)
+    assert len(scene_msgs(tg, ALICE)) == 3, tg.dump(ALICE)
     for k in (1, 2, 3):
         scene_msg(tg, ALICE, k)  # exactly one each
-    assert len(tg.find(ALICE, "Scenes")) == 1  # the script, once
-    status = [m for m in tg.log(ALICE) if m.kind == "text" and "Keeper" in m.text
-              and "Scenes" not in m.text]
+    status = [m for m in tg.log(ALICE) if m.kind == "text" and "Keeper" in m.text]
     assert len(status) == 1 and "storyboard is ready" in status[0].text
     assert await unacknowledged(rt, "telegram") == 0
     assert tg.errors == []
@@ -635,14 +723,14 @@ async def test_flood_limits_are_respected_by_pacing(
 ) -> None:
     """With Telegram's limits tighter than the bot thinks, 429s come back and are waited out:
     every message still arrives, in order, once."""
-    tg.limits["private"] = Flood(per_s=4, burst=4)
+    tg.limits["private"] = Flood(per_s=2, burst=2)
     await bots.start()
     tg.private(ALICE)
     await board(rt, tchat(ALICE), tuser(ALICE))
     await tg.wait_for(lambda: tg.find(ALICE, "scenes picked"), what="board", chat_id=ALICE,
                       within=30)
     assert tg.floods  # the fake did push back
-    assert len(albums(tg, ALICE)) == 3
+    assert len(scene_msgs(tg, ALICE)) == 3
     for k in (1, 2, 3):
         scene_msg(tg, ALICE, k)
 
@@ -763,7 +851,7 @@ async def test_group_pacing_under_telegrams_limits_gets_no_429(
     for cid in (GROUP, ALICE):
         await tg.wait_for(lambda c=cid: tg.find(c, "scenes picked"), what="board", chat_id=cid,
                           within=40)
-        assert len(albums(tg, cid)) == 3
+        assert len(scene_msgs(tg, cid)) == 3
     assert tg.floods == [] and tg.errors == []
 
 
@@ -774,10 +862,10 @@ async def test_video_buttons_regenerate_revoice_remix(
     chat, alice = tg.private(ALICE), tg.user(ALICE, "Alice")
     story = await board(rt, tchat(ALICE), tuser(ALICE))
     await finish(rt, story.id)
-    sheet = (await tg.wait_for(lambda: tg.find(ALICE, "Storyboard of"), what="sheet",
-                               chat_id=ALICE))[0]
-    video = [m for m in tg.log(ALICE) if m.kind == "video"]
+    video = await tg.wait_for(lambda: [m for m in tg.log(ALICE) if m.kind == "video"],
+                              what="video", chat_id=ALICE)
     assert len(video) == 1 and video[0].file_size > 2000
+    sheet = video[0]  # the video carries its buttons
     qid = tg.press(chat, alice, sheet.message_id, sheet.button("🎬 2")["callback_data"])
     assert (await tg.wait_for(lambda: tg.answer_for(qid)))["text"] == \
         "🎬 Redoing the clip of scene 2…"
@@ -836,11 +924,26 @@ async def test_a_cancel_while_the_pump_is_behind_posts_no_storyboard(
     bot = await bots.start()
     chat, alice = tg.private(ALICE), tg.user(ALICE, "Alice")
     story = await board(rt, tchat(ALICE), tuser(ALICE), publish=False)
+    drawn = {sc.index: sc.candidates for sc in story.scenes}
+
+    def only_first(s: Story) -> None:  # as the worker stores them: scene 1 drawn first
+        s.status = Status.storyboarding
+        for sc in s.scenes[1:]:
+            sc.candidates = []
+
+    await rt.store.update(story.id, only_first)
     await rt.outbox.publish(StoryEvent.of(story, EventKind.candidates, step="storyboard",
                                           scene=0, current=1, total=3))
     await tg.wait_for(lambda: [m for m in tg.log(ALICE) if "Scene 1 of 3" in m.text
                                and m.buttons], what="scene 1", chat_id=ALICE)
     await stop_task(bot._pump_task)  # the pump falls behind: scenes 2 and 3 wait in the stream
+
+    def all_drawn(s: Story) -> None:
+        s.status = Status.awaiting_approval
+        for sc in s.scenes:
+            sc.candidates = drawn[sc.index]
+
+    await rt.store.update(story.id, all_drawn)
     for i in (1, 2):
         await rt.outbox.publish(StoryEvent.of(story, EventKind.candidates, step="storyboard",
                                               scene=i, current=i + 1, total=3))
@@ -927,10 +1030,10 @@ def _assert_whole_story(tg: FakeTelegram, chat_id: int) -> None:
     video = [m for m in tg.log(chat_id) if m.kind == "video"]
     assert len(video) == 1 and video[0].file_size > 10_000
     assert video[0].text.startswith("🎬 ")
-    assert len(tg.find(chat_id, "Storyboard of")) == 1
     status = tg.find(chat_id, "The video is ready")
     assert len(status) == 1 and status[0].edits >= 3  # one message, edited along the way
-    assert len(albums(tg, chat_id)) == 3
+    assert len(scene_msgs(tg, chat_id)) == 3
+    assert len(tg.log(chat_id)) <= 3 + 3, tg.dump(chat_id)  # status, scenes, approval, video
     sent = tg.calls("POST", f"/bot{TOKEN}/sendVideo")
     assert sent and sent[0].form.get("supports_streaming") == "true"
     assert tg.errors == [] and tg.floods == []

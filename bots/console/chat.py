@@ -91,9 +91,14 @@ class ConsoleRenderer:
                 return "\n".join(lines)
             case SceneView():
                 k = view.scene + 1
+                lines = [f"🖼 Scene {k} of {view.scenes}: {shorten(view.narration, 200)}"]
+                if not view.count:
+                    return "\n".join([*lines, "   🔄 drawing new frames…"])
+                lines += [f"   [{n}] {p}" for n, p in enumerate(view.images, 1)]
                 state = f"frame {view.picked} picked" if view.picked else "no frame picked"
-                return (f"   scene {k}: {shorten(view.narration, 200)}\n   {state} — "
-                        f"pick {k} <1-{view.count}> | new {k} | edit {k} <text>")
+                lines.append(f"   {state} — pick {k} <1-{view.count}> | new {k} | "
+                             f"edit {k} <text>")
+                return "\n".join(lines)
             case ApproveView():
                 if view.state == "ready":
                     return "✅ every scene has a frame: type approve to make the video"
@@ -276,7 +281,7 @@ class ConsoleChat:
         self.renderer = ConsoleRenderer(out)
         self.group = f"console-{uuid.uuid4().hex[:10]}"
         self.pump = EventPump(conv, self.renderer, consumer="console", group=self.group,
-                              status_interval_s=(2.0, 2.0), block_ms=200,
+                              status_interval_s=(3.0, 3.0), block_ms=200,
                               chat_filter=lambda c: c.key == chat.key, start="$")
         self.worker: Any = None
         self._tasks: list[asyncio.Task[Any]] = []

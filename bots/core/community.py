@@ -436,7 +436,9 @@ class CommunityDesk:
                 tools.insert(1, self.conv.button(chat, "✏️ Propose text", "e", story.id,
                                                  p.scene, p.generation))
             buttons.append(tools)
-        slot = f"scene:{p.scene}:{p.generation}" if p.kind == "frame" else f"vote:{p.id}"
+        # the current frame vote is the scene's own message; an older one keeps its own
+        current = p.kind == "frame" and p.generation == story.scene(p.scene).generation
+        slot = f"scene:{p.scene}" if current else f"vote:{p.id}"
         return VoteView(
             story_id=story.id, slot=slot, poll=p.id, vote_kind=p.kind, scene=p.scene,
             scenes=len(story.scenes), generation=p.generation, narration=narration,

@@ -295,9 +295,16 @@ class Conversation:
         link = await self.delivery.lookup(chat, ref)
         if link is None or not link.slot.startswith(("album:", "scene:")):
             return []
-        _, scene_s, gen_s = link.slot.split(":")
-        scene, gen = int(scene_s), int(gen_s)
-        if emoji in ("👍", "❤", "❤️", "🔥") and link.slot.startswith("album:") and link.index:
+        parts = link.slot.split(":")
+        scene = int(parts[1])
+        if len(parts) > 2:
+            gen = int(parts[2])
+        else:  # a scene's message shows its current generation (a redraw edits it in place)
+            try:
+                gen = (await self.api.get(link.story_id)).scene(scene).generation
+            except StoryloomError:
+                return []
+        if emoji in ("👍", "❤", "❤️", "🔥") and link.index:
             intent: it.Intent = it.PickFrame(story_id=link.story_id, scene=scene,
                                              choice=link.index, generation=gen)
         elif emoji in KEYCAPS:  # 1️⃣ 2️⃣ … on a message that shows the whole scene
@@ -705,7 +712,7 @@ class Conversation:
                              n, sc.generation) for n in range(1, len(sc.candidates) + 1)]
         tools = [self.button(chat, "🔄 New frames", "n", story.id, index, sc.generation),
                  self.button(chat, "✏️ Edit scene", "e", story.id, index, sc.generation)]
-        return SceneView(story_id=story.id, slot=f"scene:{index}:{sc.generation}", scene=index,
+        return SceneView(story_id=story.id, slot=f"scene:{index}", scene=index,
                          scenes=len(story.scenes), generation=sc.generation,
                          narration=sc.narration, count=len(sc.candidates), picked=picked,
                          buttons=[picks, tools])

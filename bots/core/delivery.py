@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ValidationError
 from redis.asyncio import Redis
 
-from bots.core.views import AlbumView, AnyView
+from bots.core.views import AlbumView, AnyView, SceneView
 from pipeline.models import ChatRef, Platform
 
 log = logging.getLogger(__name__)
@@ -143,7 +143,9 @@ class Delivery:
         refs = await renderer.send(chat, view, once)
         await self.record(view.story_id, view.slot, Shown(refs=refs, fp=fp))
         for i, ref in enumerate(refs):
-            index = i + 1 if isinstance(view, AlbumView) else 0
+            # a view shown as one message per frame: each message is its frame's number
+            many = isinstance(view, AlbumView | SceneView) and len(refs) > 1
+            index = i + 1 if many or isinstance(view, AlbumView) else 0
             await self.link(chat, ref, Link(story_id=view.story_id, slot=view.slot, index=index))
         if prev is not None and prev.refs and prev.refs != refs:
             await self._disarm(renderer, chat, prev.refs)

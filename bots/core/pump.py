@@ -22,7 +22,7 @@ from bots.core.conversation import (
     status_due,
 )
 from bots.core.delivery import ChatGone, Renderer
-from bots.core.views import Text
+from bots.core.views import AnyView, SceneView, Text
 from pipeline.errors import (
     CorruptStory,
     MediaNotFound,
@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 
 # Slots whose messages carry buttons that act on the story.
 ARMED = ("scene:", "approve", "video:")
+# Events that may change what a scene's message shows.
+SCENE_EVENTS = frozenset({EventKind.candidates, EventKind.awaiting_approval, EventKind.status,
+                          EventKind.notice})
 # States whose status line is shown by the event that reached them, never by a deferred update.
 FINAL_VIEWS = frozenset({Status.done, Status.failed, Status.cancelled, Status.awaiting_approval})
 
@@ -45,7 +48,7 @@ class EventPump:
 
     Every view is built from the story as stored now (not from the event alone) and shown through
     :class:`~bots.core.delivery.Delivery`, so an event read twice changes nothing. Progress edits
-    are throttled per story; the latest throttled one is shown when its time comes.
+    are throttled per chat; the latest throttled one is shown when its time comes.
     """
 
     def __init__(
@@ -55,7 +58,7 @@ class EventPump:
         *,
         consumer: str = "main",
         group: str | None = None,
-        status_interval_s: tuple[float, float] = (1.5, 6.0),
+        status_interval_s: tuple[float, float] = (3.0, 6.0),
         block_ms: int = 500,
         chat_filter: Callable[[ChatRef], bool] | None = None,
         start: str = "0",
@@ -72,6 +75,7 @@ class EventPump:
         self.start = start
         self._last_status: dict[str, float] = {}
         self._deferred: dict[str, StoryEvent] = {}
+        self._final_due: set[str] = set()  # stories whose new state waits for its edit
         self._step_first: dict[tuple[str, str], float] = {}
         self._failures: dict[str, int] = {}
         self._locks: dict[str, asyncio.Lock] = {}
@@ -218,17 +222,17 @@ class EventPump:
         for sid, ev in list(self._deferred.items()):
             story_chat_group = ev.chat.is_group
             interval = self.group_s if story_chat_group else self.private_s
-            if status_due(self._last_status.get(sid), now, interval):
+            if status_due(self._last_status.get(ev.chat.key), now, interval):
                 del self._deferred[sid]
                 self._to_lane(ev.chat, functools.partial(self._deferred_status, sid, ev))
 
     async def _deferred_status(self, sid: str, ev: StoryEvent) -> None:
         try:
             story = await self.conv.api.get(sid)
-            if story.status in FINAL_VIEWS:
+            if story.status in FINAL_VIEWS and sid not in self._final_due:
                 return  # the event that got it there shows it, in order
-            async with self._lock(sid):
-                await self._show_status(story, ev, force=True)
+            async with self._lock(sid):  # its turn may have been taken meanwhile: check again
+                await self._show_status(story, ev, force=False)
         except ChatGone:
             await self.conv.delivery.mark_gone(ev.chat)
         except Exception as err:
@@ -266,31 +270,19 @@ class EventPump:
             await d.show(r, chat, await conv.video_view(story))
         if ev.kind != EventKind.notice or final:
             await self._show_status(story, ev, force=final or ev.kind == EventKind.created)
-        if story.scenes and story.title:
-            await d.show(r, chat, conv.script_view(story))
-        shown = await d.all(story.id)
-        if ev.kind == EventKind.candidates and ev.scene is not None:
-            await self._show_scene(story, ev.scene, shown)
+        if ev.kind in SCENE_EVENTS or story.status == Status.awaiting_approval:
+            await self._show_scenes(story)
         if ev.kind == EventKind.awaiting_approval or (
             story.status == Status.awaiting_approval and ev.kind == EventKind.status
         ):
-            for sc in story.scenes:
-                if sc.candidates:
-                    await self._show_scene(story, sc.index, shown)
             await d.show(r, chat, conv.approve_view(story))
-        elif ev.kind == EventKind.notice and ev.scene is not None and ev.step == "pick":
-            sc = story.scene(ev.scene)
-            if f"scene:{ev.scene}:{sc.generation}" in shown:
-                await d.show(r, chat, conv.scene_view(story, ev.scene))
         elif ev.kind == EventKind.notice and ev.scene is None and ev.message:
             # A step's word to the chat (no voice for the language): slotted, so said once.
             await d.show(r, chat, Text(story_id=story.id, slot=f"notice:{ev.step}",
                                        text=ev.message))
-        if ev.kind == EventKind.status and ev.scene is not None:
-            await self._retire_old(story, ev.scene, shown)
         if story.community is not None:
             await self._community_event(story, ev)
-        if "approve" in shown:
+        if "approve" in await d.all(story.id):
             await d.show(r, chat, conv.approve_view(story))
 
     async def _disarm(self, story: Story) -> None:
@@ -303,7 +295,7 @@ class EventPump:
         """Votes (live counts, results, overrides), spend approvals and the gallery post."""
         desk, d, r = self.conv.community, self.conv.delivery, self.renderer
         if ev.kind == EventKind.vote and ev.scene is not None:
-            for view in desk.scene_views(story, ev.scene):
+            for view in await self._scene_views(story, ev.scene):
                 await d.show(r, story.chat, view)
         elif ev.kind == EventKind.spend:
             await self._show_status(story, ev, force=True)  # "waits for a moderator", at once
@@ -319,10 +311,17 @@ class EventPump:
     async def _show_status(self, story: Story, ev: StoryEvent, force: bool) -> None:
         now = time.monotonic()
         interval = self.group_s if story.chat.is_group else self.private_s
-        if not force and not status_due(self._last_status.get(story.id), now, interval):
+        due = status_due(self._last_status.get(story.chat.key), now, interval)
+        if not due and force and await self.conv.delivery.get(story.id, "status") is not None:
+            # a change of state is shown too, but as an edit it waits its turn like any other
+            # (the chat's status message changes at most once an interval)
+            self._final_due.add(story.id)
+            force = False
+        if not force and not due:
             self._deferred[story.id] = ev
             return
         self._deferred.pop(story.id, None)
+        self._final_due.discard(story.id)
         eta = None
         step = STATUS_STEP.get(story.status)
         if step is not None:
@@ -333,23 +332,36 @@ class EventPump:
                               story.options.scenes)
         view = self.conv.status_view(story, ev, eta)
         await self.conv.delivery.show(self.renderer, story.chat, view)
-        self._last_status[story.id] = now
+        self._last_status[story.chat.key] = time.monotonic()  # from when it was shown
 
-    async def _show_scene(self, story: Story, index: int, shown: dict[str, Any]) -> None:
-        sc = story.scene(index)
-        if not sc.candidates:
-            return
-        d, r, chat = self.conv.delivery, self.renderer, story.chat
-        await d.show(r, chat, await self.conv.album_view(story, index))
-        for view in self.conv.community.scene_views(story, index):
-            await d.show(r, chat, view)
-        await self._retire_old(story, index, shown)
+    async def _show_scenes(self, story: Story) -> None:
+        """Each scene is one message, posted in scene order: a scene whose frames are ready
+        waits until every scene before it is shown. A shown scene is edited in place (a pick,
+        a redraw, an edit of its text); in a voted story it carries its vote."""
+        d = self.conv.delivery
+        shown = await d.all(story.id)
+        for sc in story.scenes:
+            slot = f"scene:{sc.index}"
+            if slot not in shown and not sc.candidates:
+                return  # later scenes wait for this one
+            if shown.get(slot) is not None and shown[slot].fp == "retired":
+                continue
+            for view in await self._scene_views(story, sc.index):
+                await d.show(self.renderer, story.chat, view)
 
-    async def _retire_old(self, story: Story, index: int, shown: dict[str, Any]) -> None:
-        gen = story.scene(index).generation
-        for slot in shown:
-            if slot.startswith(f"scene:{index}:") and slot != f"scene:{index}:{gen}":
-                await self.conv.delivery.retire(self.renderer, story.chat, story.id, slot)
+    async def _scene_views(self, story: Story, index: int) -> list[AnyView]:
+        """The scene's message (with its frames), or in a voted story its votes."""
+        if not story.voting:
+            return [await self.scene_view(story, index)]
+        return [await self.scene_view(story, index) if isinstance(v, SceneView) else v
+                for v in self.conv.community.scene_views(story, index)]
+
+    async def scene_view(self, story: Story, index: int) -> SceneView:
+        view = self.conv.scene_view(story, index)
+        if not story.scene(index).candidates:  # new frames are being drawn
+            return view.model_copy(update={"buttons": []})
+        album = await self.conv.album_view(story, index)
+        return view.model_copy(update={"images": album.images})
 
 
 def _transient(err: BaseException) -> bool:

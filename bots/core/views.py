@@ -80,7 +80,9 @@ class AlbumView(View):
 
 
 class SceneView(View):
-    """The buttons of one scene: pick 1..K, new candidates, edit."""
+    """One scene as one message: its candidate frames (numbered 1..K), its text and its buttons
+    (pick 1..K, new candidates, edit). A redraw edits the same message; while new frames are
+    drawn ``images`` is empty and the message keeps its old picture without buttons."""
 
     kind: Literal["scene"] = "scene"
     scene: int
@@ -89,6 +91,7 @@ class SceneView(View):
     narration: str
     count: int
     picked: int | None = None
+    images: list[Path] = Field(default_factory=list)
 
 
 class ApproveView(View):

@@ -132,7 +132,7 @@ class DiscordBot:
         api_base: str = "",
         sharded: bool = False,
         moderator_role: str = "",
-        status_interval_s: tuple[float, float] = (1.5, 2.5),
+        status_interval_s: tuple[float, float] = (3.0, 3.0),
         consumer: str = "main",
         guild_ready_timeout: float = 2.0,
         thread_wait_s: float = 3.0,

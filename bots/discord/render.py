@@ -114,7 +114,9 @@ def script_md(view: ScriptView) -> str:
 
 def scene_md(view: SceneView) -> str:
     out = f"🖼 **Scene {view.scene + 1} of {view.scenes}**\n{esc(shorten(view.narration, 1500))}"
-    if view.picked:
+    if not view.count:
+        out += "\n\n🔄 Drawing new frames…"
+    elif view.picked:
         out += f"\n\n✓ Frame {view.picked} picked."
     else:
         keys = " ".join(f"{n}\ufe0f\u20e3" for n in range(1, min(view.count, 9) + 1))
@@ -231,6 +233,9 @@ class DiscordRenderer:
         self.redis: Any = delivery.redis
         self.limits = limits
         self.prefix = delivery.prefix
+        # which frames each scene message shows, so a pick edits only its text and buttons
+        # (after a restart the frames are attached again once: harmless)
+        self._drawn: dict[str, str] = {}
 
     # ------------------------------------------------------------------ where a story lives
 
@@ -363,20 +368,21 @@ class DiscordRenderer:
         match view:
             case AlbumView():
                 return await self._album(chat, view, name, once)
-            case SceneView():
-                album = await self.delivery.get(view.story_id,
-                                                f"album:{view.scene}:{view.generation}")
-                if album is not None and album.refs and await self.edit(chat, view, album.refs):
-                    return album.refs[:1]
+            case SceneView() if view.images:
+                refs = await self._album(chat, view, name, once, view.buttons)
+                self._drawn[refs[0]] = _frames_key(view)
+                return refs
             case VideoView():
                 return await self._video(chat, view, once)
         msg = await self._post(chat, view.story_id, name, view_md(view), rows=view.buttons,
                                once=once)
         return [ref_of(msg)]
 
-    async def _album(self, chat: ChatRef, view: AlbumView, name: str, once: str) -> list[str]:
-        """A scene's frames in one message, shrunk to fit; when even shrunk they do not fit
-        together, one message per frame (each message's reference is its frame's number)."""
+    async def _album(self, chat: ChatRef, view: AlbumView | SceneView, name: str, once: str,
+                     rows: Keyboard | None = None) -> list[str]:
+        """A scene's frames in one message with its text and buttons, shrunk to fit; when even
+        shrunk they do not fit together, one message per frame (each message's reference is
+        its frame's number; the buttons go on the first)."""
         frames = [(f"frame-{n}.png", await read_bytes(p)) for n, p in enumerate(view.images, 1)]
         head = view_md(view)
         limit = await self.limits.get(chat)
@@ -386,13 +392,15 @@ class DiscordRenderer:
                 await fit_images(frames[:1], alone) is None:  # together, or none fits anyway
             parts = [(head, frames, once)]
         else:
-            parts = [(f"{head} · frame {n} of {len(frames)}", [frame], once and f"{once[:19]}f{n}")
-                     for n, frame in enumerate(frames, 1)]
-        refs = []
+            short = f"🖼 **Scene {view.scene + 1} of {view.scenes}**" \
+                if isinstance(view, SceneView) else head
+            parts = [(head if n == 1 and rows else f"{short} · frame {n} of {len(frames)}",
+                      [frame], once and f"{once[:19]}f{n}") for n, frame in enumerate(frames, 1)]
+        refs: list[str] = []
         for text, some, key in parts:
             notes: list[str] = []
             msg = await self._post(chat, view.story_id, name, self._frames(text, some, notes),
-                                   files_note=NO_FRAMES, once=key)
+                                   rows=None if refs else rows, files_note=NO_FRAMES, once=key)
             refs.append(ref_of(msg))
             if notes and not msg.attachments:  # the scene's text replaces this one: keep it
                 await self.redis.set(f"{self.prefix}bare:{refs[-1]}", notes[-1], ex=TTL_S)
@@ -419,6 +427,15 @@ class DiscordRenderer:
             return True  # an album's slot names its generation: its frames never change
         channel, message = split_ref(refs[0])
         kw: dict[str, Any] = {"view": make_view(view.buttons)}
+        redrawn = isinstance(view, SceneView) and view.images and \
+            self._drawn.get(refs[0]) != _frames_key(view)
+        if isinstance(view, SceneView) and redrawn:
+            files = await self._refit(chat, view, refs)
+            if files is None:
+                return False  # post the new frames anew (one message per frame, or a note)
+            if files:
+                kw["attachments"] = [discord.File(io.BytesIO(data), filename=n)
+                                     for n, data in files]
         if not isinstance(view, VideoView):
             kw["content"] = view_md(view)
         if isinstance(view, SceneView) and await self.redis.exists(
@@ -432,6 +449,8 @@ class DiscordRenderer:
         try:
             await self.client.get_partial_messageable(channel).get_partial_message(
                 message).edit(**kw)
+            if isinstance(view, SceneView) and view.images:
+                self._drawn[refs[0]] = _frames_key(view)
             return True
         except (discord.NotFound, discord.Forbidden):
             return False  # posted anew (and a lost thread is noticed there)
@@ -439,6 +458,20 @@ class DiscordRenderer:
             if err.code == THREAD_ARCHIVED:
                 return False  # a new message reopens the thread; an edit cannot
             raise
+
+    async def _refit(self, chat: ChatRef, view: SceneView, refs: list[str]
+                     ) -> list[tuple[str, bytes]] | None:
+        """New frames for a scene's one message, fitted to the upload limit; ``None`` when
+        they need more than that one message."""
+        channel, _ = split_ref(refs[0])
+        if await self.redis.exists(f"{self.prefix}noattach:{channel}"):
+            return []  # no frames here, only their note
+        if len(refs) > 1:
+            return None
+        frames = [(f"frame-{n}.png", await read_bytes(p)) for n, p in enumerate(view.images, 1)]
+        limit = await self.limits.get(chat)
+        return await fit_images(frames, limit.size - request_room(view_md(view), len(frames))
+                                - 1024)
 
     async def retire(self, chat: ChatRef, refs: list[str]) -> None:
         for ref in refs:
@@ -467,7 +500,7 @@ class DiscordRenderer:
                     video.append(("story.mp4", await read_bytes(view.video)))
                 if request_size(head, video + sheet) <= room:
                     return head, video + sheet
-                return head, video  # the storyboard follows in its own message
+                return head, video  # the video alone: each scene's message shows its frames
             why = limit.over("The video", size)
 
             def smaller(n: int) -> str:
@@ -488,12 +521,6 @@ class DiscordRenderer:
                                files_note=self._link_note(view, "I can't attach files here"),
                                once=once and f"{once[:19]}v")
         refs = [ref_of(msg)]
-        names = {a.filename for a in msg.attachments}
-        if "story.mp4" in names and not names & {"storyboard.png", "storyboard.jpg"}:
-            title = f"🗂 The storyboard of **{esc(shorten(view.title, 200))}**"
-            board = await self._post(chat, view.story_id, view.title,
-                                     self._frames(title, sheet), once=once and f"{once[:19]}s")
-            refs.append(ref_of(board))
         if msg.channel.id != int(chat.chat_id) and not chat.thread_id:
             try:  # announce it in the channel the story came from
                 parent = await self._send(int(chat.chat_id), cut(
@@ -510,3 +537,7 @@ class DiscordRenderer:
             return f"ℹ️ {why}, so here is a link: {view.url}"
         return (f"ℹ️ {why}, and no public media URL is configured "
                 "(STORYLOOM_MEDIA_PUBLIC_URL), so only the storyboard is here.")
+
+
+def _frames_key(view: SceneView) -> str:
+    return "|".join(str(p) for p in view.images)

@@ -97,7 +97,7 @@ class TelegramBot:
         token: str,
         base_url: str = "https://api.telegram.org",
         limits: Limits | None = None,
-        status_interval_s: tuple[float, float] = (1.5, 6.0),
+        status_interval_s: tuple[float, float] = (3.0, 6.0),
         consumer: str = "main",
         poll_timeout_s: int = 10,
     ) -> None:

@@ -27,6 +27,7 @@ from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
 from bots.core.conversation import approve_text, shorten, status_lines
 from bots.core.delivery import ChatGone
+from bots.core.frames import numbered_sheet
 from bots.core.views import (
     AlbumView,
     AnyView,
@@ -125,8 +126,11 @@ def script_html(view: ScriptView) -> str:
 
 
 def scene_html(view: SceneView) -> str:
-    out = f"🖼 <b>Scene {view.scene + 1} of {view.scenes}</b>\n{esc(shorten(view.narration, 3000))}"
-    if view.picked:
+    """The scene's text; short enough for a photo's caption (1024 characters)."""
+    out = f"🖼 <b>Scene {view.scene + 1} of {view.scenes}</b>\n{esc(shorten(view.narration, 600))}"
+    if not view.count:
+        out += "\n\n🔄 Drawing new frames…"
+    elif view.picked:
         out += f"\n\n✓ Frame {view.picked} picked."
     else:
         out += (f"\n\nPick a frame (1–{view.count}), draw new ones, or edit the scene. "
@@ -153,10 +157,15 @@ def view_html(view: AnyView) -> str:
     raise TypeError(f"no text form for {type(view).__name__}")
 
 
+VIDEO_HINT = "Redo a scene's clip (🎬), change the voice or remix the story:"
+
+
 def video_caption(view: VideoView) -> str:
+    """Title, logline and what the buttons under the video do, within a caption's limit."""
     title = f"🎬 <b>{esc(shorten(view.title, 200))}</b>"
-    room = CAPTION_MAX - len(shorten(view.title, 200)) - 10
-    return title + (f"\n{esc(shorten(view.caption, room))}" if view.caption else "")
+    room = CAPTION_MAX - len(shorten(view.title, 200)) - len(VIDEO_HINT) - 20
+    body = f"\n{esc(shorten(view.caption, room))}" if view.caption else ""
+    return title + body + (f"\n\n{esc(VIDEO_HINT)}" if view.buttons else "")
 
 
 # --------------------------------------------------------------------------- the renderer
@@ -168,6 +177,9 @@ class TelegramRenderer:
     def __init__(self, bot: Bot, upload_limit_bytes: int = 50_000_000) -> None:
         self.bot = bot
         self.upload_limit = upload_limit_bytes
+        # which frames each scene message shows, so a pick edits only its caption (after a
+        # restart the picture is sent again once: harmless)
+        self._frames: dict[tuple[str, int], str] = {}
 
     @staticmethod
     def _where(chat: ChatRef) -> dict[str, Any]:
@@ -206,6 +218,8 @@ class TelegramRenderer:
             return await self._album(chat, view)
         if isinstance(view, VideoView):
             return await self._video(chat, view)
+        if isinstance(view, SceneView) and view.images:
+            return [str(await self._scene(chat, view))]
         if isinstance(view, Text) and view.ask_reply:
             return await self.reply(chat, view)
         msg = await self._text(chat, view_html(view), view.buttons)
@@ -220,6 +234,8 @@ class TelegramRenderer:
                     chat_id=int(chat.chat_id), message_id=int(refs[-1]),
                     reply_markup=markup(view.buttons)))
                 return True
+            if isinstance(view, SceneView):
+                return await self._edit_scene(chat, view, int(refs[0]))
             await call(lambda: self.bot.edit_message_text(
                 chat_id=int(chat.chat_id), message_id=int(refs[0]), text=view_html(view),
                 parse_mode=ParseMode.HTML, reply_markup=markup(view.buttons),
@@ -281,29 +297,62 @@ class TelegramRenderer:
             refs += [str(m.message_id) for m in msgs]
         return refs
 
+    async def _scene(self, chat: ChatRef, view: SceneView) -> int:
+        """A scene as one photo: its frames in one numbered picture, its text, its buttons."""
+        photo = await numbered_sheet(view.images)
+        msg = await call(lambda: self.bot.send_photo(
+            photo=photo, filename=f"scene-{view.scene + 1}.jpg", caption=scene_html(view),
+            parse_mode=ParseMode.HTML, reply_markup=markup(view.buttons), **self._where(chat)))
+        self._frames[(chat.chat_id, msg.message_id)] = _frames_key(view)
+        return msg.message_id
+
+    async def _edit_scene(self, chat: ChatRef, view: SceneView, message_id: int) -> bool:
+        """New frames replace the picture (``editMessageMedia``); a pick, or frames being
+        drawn, changes only the caption and buttons."""
+        where = (chat.chat_id, message_id)
+        if view.images and self._frames.get(where) != _frames_key(view):
+            photo = await numbered_sheet(view.images)
+            media = InputMediaPhoto(photo, filename=f"scene-{view.scene + 1}.jpg",
+                                    caption=scene_html(view), parse_mode=ParseMode.HTML)
+            await call(lambda: self.bot.edit_message_media(
+                media=media, chat_id=int(chat.chat_id), message_id=message_id,
+                reply_markup=markup(view.buttons)))
+            self._frames[where] = _frames_key(view)
+            return True
+        try:
+            await call(lambda: self.bot.edit_message_caption(
+                chat_id=int(chat.chat_id), message_id=message_id, caption=scene_html(view),
+                parse_mode=ParseMode.HTML, reply_markup=markup(view.buttons)))
+        except BadRequest as err:
+            if "no caption" in str(err).lower() or "no media" in str(err).lower():
+                return False  # shown as text before: post it anew as a photo
+            raise
+        return True
+
     async def _video(self, chat: ChatRef, view: VideoView) -> list[str]:
+        """The video is one message, its buttons under it; a video over the upload limit is
+        its storyboard with a note (and the link, when the media store has one)."""
         where = self._where(chat)
         size = view.size or (await asyncio.to_thread(Path(view.video).stat)).st_size
-        refs: list[str] = []
         if size > self.upload_limit:
             mb = size / 1_000_000
-            msg = await self._text(chat, esc(
-                f"The video is {mb:.0f} MB, over this bot's {self.upload_limit / 1e6:.0f} MB "
-                "upload limit; the storyboard follows."), [])
-            refs.append(str(msg.message_id))
-        else:
-            data = await asyncio.to_thread(Path(view.video).read_bytes)
-            vmsg = await call(lambda: self.bot.send_video(
-                video=data, filename="story.mp4", caption=video_caption(view),
-                parse_mode=ParseMode.HTML, supports_streaming=True,
-                duration=max(1, round(view.duration_s)), width=view.width, height=view.height,
-                read_timeout=120, write_timeout=120, **where))
-            refs.append(str(vmsg.message_id))
-        sheet = await asyncio.to_thread(Path(view.sheet).read_bytes)
-        caption = esc(f"Storyboard of “{shorten(view.title, 200)}”. Redo a scene's clip (🎬), "
-                      "change the voice or remix the story:")
-        smsg = await call(lambda: self.bot.send_photo(
-            photo=sheet, filename="storyboard.png", caption=caption, parse_mode=ParseMode.HTML,
-            reply_markup=markup(view.buttons), **where))
-        refs.append(str(smsg.message_id))
-        return refs
+            note = (f"The video is {mb:.0f} MB, over this bot's {self.upload_limit / 1e6:.0f} MB "
+                    "upload limit")
+            note += f": {view.url}" if view.url else "; here is its storyboard."
+            title = f"🎬 <b>{esc(shorten(view.title, 200))}</b>\n"
+            sheet = await asyncio.to_thread(Path(view.sheet).read_bytes)
+            smsg = await call(lambda: self.bot.send_photo(
+                photo=sheet, filename="storyboard.png", caption=title + esc(note),
+                parse_mode=ParseMode.HTML, reply_markup=markup(view.buttons), **where))
+            return [str(smsg.message_id)]
+        data = await asyncio.to_thread(Path(view.video).read_bytes)
+        vmsg = await call(lambda: self.bot.send_video(
+            video=data, filename="story.mp4", caption=video_caption(view),
+            parse_mode=ParseMode.HTML, supports_streaming=True,
+            duration=max(1, round(view.duration_s)), width=view.width, height=view.height,
+            reply_markup=markup(view.buttons), read_timeout=120, write_timeout=120, **where))
+        return [str(vmsg.message_id)]
+
+
+def _frames_key(view: SceneView) -> str:
+    return "|".join(str(p) for p in view.images)

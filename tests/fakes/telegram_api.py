@@ -118,6 +118,8 @@ class Msg:
     file_size: int = 0
     reply_to: int | None = None
     edits: int = 0
+    media_edits: int = 0
+    edited_at: list[float] = field(default_factory=list)  # monotonic times of its text edits
     deleted: bool = False
     from_bot: bool = True
     sender: dict[str, Any] = field(default_factory=lambda: dict(BOT_USER))
@@ -590,6 +592,7 @@ class FakeTelegram(FakeService):
         self._flood(self.chats[msg.chat_id], "editMessageText")
         msg.text, msg.html, msg.buttons = visible, p.get("text", ""), rows
         msg.edits += 1
+        msg.edited_at.append(time.monotonic())
         return self._json(msg)
 
     async def m_editMessageReplyMarkup(self, p: dict[str, Any], f: dict[str, bytes]) -> Any:
@@ -602,6 +605,44 @@ class FakeTelegram(FakeService):
         self._flood(self.chats[msg.chat_id], "editMessageReplyMarkup")
         msg.buttons = rows
         msg.edits += 1
+        return self._json(msg)
+
+    async def m_editMessageCaption(self, p: dict[str, Any], f: dict[str, bytes]) -> Any:
+        msg = self._target(p)
+        if msg.kind == "text":
+            raise ApiError(400, "Bad Request: there is no caption in the message to edit")
+        visible = self._text(p.get("caption", ""), p.get("parse_mode"), 1024, "message caption")
+        rows, _ = self._keyboard(p)
+        if visible == msg.text and rows == msg.buttons:
+            raise ApiError(400, "Bad Request: message is not modified: specified new message "
+                           "content and reply markup are exactly the same as a current content "
+                           "and reply markup of the message")
+        self._flood(self.chats[msg.chat_id], "editMessageCaption")
+        msg.text, msg.html, msg.buttons = visible, p.get("caption", ""), rows
+        msg.edits += 1
+        return self._json(msg)
+
+    async def m_editMessageMedia(self, p: dict[str, Any], f: dict[str, bytes]) -> Any:
+        """Replaces a media message's file (and caption, and buttons); a text message cannot
+        become a photo, and an album's item cannot become another kind."""
+        msg = self._target(p)
+        item = p.get("media") or {}
+        if msg.kind == "text":
+            raise ApiError(400, "Bad Request: there is no media in the message to edit")
+        if item.get("type") not in ("photo", "video", "animation", "document", "audio"):
+            raise ApiError(400, "Bad Request: can't parse InputMedia: media type is invalid")
+        data = self._upload({"media": item.get("media")}, f, "media")
+        if item["type"] == "photo" and len(data) > 10_000_000:
+            raise ApiError(400, "Bad Request: PHOTO_INVALID_DIMENSIONS")
+        caption = self._text(item.get("caption", ""), item.get("parse_mode"), 1024,
+                             "message caption")
+        rows, _ = self._keyboard(p)
+        self._flood(self.chats[msg.chat_id], "editMessageMedia")
+        msg.kind = "video" if item["type"] == "video" else "photo"
+        msg.text, msg.html, msg.buttons, msg.file_size = caption, item.get("caption", ""), \
+            rows, len(data)
+        msg.edits += 1
+        msg.media_edits += 1
         return self._json(msg)
 
     async def m_deleteMessage(self, p: dict[str, Any], f: dict[str, bytes]) -> Any:
