@@ -33,6 +33,16 @@ class Session:
         await self.chat.wait_rendered()
         return self.new()
 
+    async def shows(self, needle: str, within: float = 10) -> str:
+        """Everything printed until ``needle`` appears (status edits are paced, a few s)."""
+        loop = asyncio.get_running_loop()
+        deadline, seen = loop.time() + within, ""
+        while needle not in seen:
+            assert loop.time() < deadline, f"never shown: {needle!r}; shown: {seen!r}"
+            await asyncio.sleep(0.1)
+            seen += self.new()
+        return seen
+
     def new(self) -> str:
         text = self.out.getvalue()[self.mark:]
         self.mark = len(self.out.getvalue())
@@ -248,7 +258,7 @@ async def test_vote_buttons_and_status_lines(rt: Runtime) -> None:
     assert [b.label for b in view.buttons[0]] == ["1 · 0", "2 · 1", "3 · 0"]
     assert [b.label for b in view.buttons[1]] == ["🔄 New frames · 1/2", "✏️ Propose text",
                                                   "⏹ Close"]
-    assert view.slot == "scene:0:0"  # so 1️⃣–3️⃣ reactions on it are votes
+    assert view.slot == "scene:0"  # the scene's one message: 1️⃣–3️⃣ reactions on it are votes
     intents = [conv.intent_of(ROOM, b.token) for row in view.buttons for b in row]
     assert intents[1] == it.PickFrame(story_id=story.id, scene=0, choice=2, generation=0)
     assert intents[3] == it.NewCandidates(story_id=story.id, scene=0, generation=0)
@@ -301,7 +311,8 @@ async def test_the_terminal_shows_a_held_spend_and_a_moderator_approves_it(
     out = hall.new()
     assert f"💰 “{story.title}” waits for a moderator: the storyboard step costs about $0.15" \
         in out
-    assert "⏸ Drawing the storyboard waits for a moderator to approve about $0.15." in out
+    # the status line says so too, at its next (paced) edit
+    await hall.shows("⏸ Drawing the storyboard waits for a moderator to approve about $0.15.")
     out = await hall.say("/as Bob", "spend", "/as Ann", "spend")
     assert ("Only the group's admins and moderators (Ann) can approve the community's "
             "spending.") in out
