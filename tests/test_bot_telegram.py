@@ -1069,3 +1069,26 @@ async def test_whole_story_in_a_group(bots: Bots, tg: FakeTelegram, rt: Runtime,
                       chat_id=GROUP, within=240)
     await tg.wait_for(lambda: tg.find(GROUP, "The video is ready"), what="done", within=10)
     _assert_whole_story(tg, GROUP)
+
+
+async def test_a_slow_request_leaves_a_whole_interval_after_it_was_answered() -> None:
+    """Telegram spaces a chat's messages by when they arrive: a request still uploading when
+    the next one's turn comes must not have the next one sent right behind it."""
+    from bots.telegram.flood import ChatRateLimiter
+
+    limiter = ChatRateLimiter(Limits().scaled(0.05))  # 1 / 0.85 s × 0.05 ≈ 0.06 s apart
+    loop = asyncio.get_running_loop()
+    started: list[float] = []
+    answered: list[float] = []
+
+    async def upload() -> bool:
+        started.append(loop.time())
+        await asyncio.sleep(0.3)  # a photo upload on a busy line
+        answered.append(loop.time())
+        return True
+
+    await asyncio.gather(*(limiter.process_request(upload, (), {}, "sendPhoto",
+                                                   {"chat_id": 42}, None) for _ in range(3)))
+    interval = 0.05 / Limits().private_per_s
+    for n in (1, 2):
+        assert started[n] >= answered[n - 1] + interval - 0.005, (started, answered)

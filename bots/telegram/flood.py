@@ -74,6 +74,8 @@ class Lane:
         self.window_s = window_s
         self.next_at = 0.0
         self.blocked_until = 0.0
+        self.last_done = float("-inf")  # when the chat's last request was answered
+        self.busy = asyncio.Lock()  # one request in flight per chat
         self.sent: deque[float] = deque()
 
     def reserve(self, now: float, weight: int = 1) -> float:
@@ -163,7 +165,19 @@ class ChatRateLimiter(BaseRateLimiter[int]):
             if lane is not None:
                 await self._wait_turn(lane, weight)
             try:
-                return await callback(*args, **kwargs)
+                if lane is None:
+                    return await callback(*args, **kwargs)
+                async with lane.busy:
+                    # Telegram spaces a chat's messages by when it *received* them: a request
+                    # that took a while (an upload, a busy machine) is followed no sooner than
+                    # an interval after it was answered, so requests never arrive bunched.
+                    gap = lane.last_done + lane.interval_s - self.clock()
+                    if gap > 0:
+                        await asyncio.sleep(gap)
+                    try:
+                        return await callback(*args, **kwargs)
+                    finally:
+                        lane.last_done = self.clock()
             except RetryAfter as err:
                 wait = retry_after_s(err) + 0.1
                 self.waits.append((chat_id, wait))
