@@ -6,6 +6,11 @@ single-threaded and slower than this on a 2-core box. Instead the source is conv
 BT.709 Y'CbCr planes, and every frame is a float-precision crop box resampled by Pillow (sub-pixel,
 so the motion is smooth), written as raw ``yuv420p`` to an ffmpeg subprocess that only encodes.
 Two threads draw batches of frames while x264 encodes the previous ones.
+
+A caller that accepts ``MOTION_MIME`` (the assembler does) gets no video at all but the move
+itself: the source image and the camera move in a few bytes of header. The assembler draws the
+frames with :func:`render_move` straight into the final scene body, so the offline path encodes
+every frame once instead of encoding a clip, decoding it and encoding it again.
 """
 
 from __future__ import annotations
@@ -14,12 +19,14 @@ import asyncio
 import io
 import math
 import tempfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from PIL import Image
+from pydantic import BaseModel, Field, ValidationError
 
 from providers.base import (
     AnimateRequest,
@@ -42,7 +49,68 @@ PAN_TRAVEL = 0.2
 BATCH = 8  # frames drawn per thread hop
 IN_FLIGHT = 3  # batches drawn ahead of the encoder (one per core)
 
+MOTION_MIME = "application/vnd.storyloom.panzoom"
+_MAGIC = b"storyloom-panzoom/1\n"
+
 Box = tuple[float, float, float, float]
+Motion = Literal["push_in", "pull_out", "pan_left", "pan_right", "rise", "still"]
+
+
+class Move(BaseModel):
+    """A pan-and-zoom clip described instead of encoded: what the camera does over the still."""
+
+    motion: Motion
+    duration_s: float = Field(gt=0)
+    width: int
+    height: int
+    fps: int
+
+
+def pack_move(move: Move, image: bytes) -> bytes:
+    """The ``MOTION_MIME`` form: a magic line, the move as one JSON line, the image bytes."""
+    return _MAGIC + move.model_dump_json().encode() + b"\n" + image
+
+
+def read_move(data: bytes) -> tuple[Move, bytes] | None:
+    """The move and image of a ``MOTION_MIME`` clip, or None if ``data`` is something else."""
+    if not data.startswith(_MAGIC):
+        return None
+    header, _, image = data[len(_MAGIC) :].partition(b"\n")
+    try:
+        return Move.model_validate_json(header), image
+    except ValidationError:
+        return None
+
+
+def is_move(path: Path) -> bool:
+    """Whether the file at ``path`` is a ``MOTION_MIME`` clip (reads only its first bytes)."""
+    with path.open("rb") as f:
+        return f.read(len(_MAGIC)) == _MAGIC
+
+
+def render_move(
+    image: bytes,
+    motion: str,
+    width: int,
+    height: int,
+    total: int,
+    first: int = 0,
+    count: int | None = None,
+) -> Iterator[bytes]:
+    """Raw yuv420p frames ``first .. first + count`` of the move spread over ``total`` frames.
+
+    Synchronous (Pillow releases the GIL while it resamples): run it in a worker thread."""
+    planes = Planes.from_image(image, width, height, magnification(motion))
+    path = camera_path(motion, planes.y.width, planes.y.height, width, height)
+    last = max(1, total - 1)
+    stop = first + (total - first if count is None else count)
+    if motion == "still":
+        frame = planes.render(path(0.0), width, height)
+        for _ in range(first, stop):
+            yield frame
+        return
+    for i in range(first, stop):
+        yield planes.render(path(min(i, total - 1) / last), width, height)
 
 
 def ease(p: float) -> float:
@@ -220,6 +288,8 @@ class PanZoomAnimator:
         if not 1 <= fps <= 120:
             raise ProviderBadRequest(NAME, f"fps {fps} is outside 1..120")
         frames = max(1, round(request.duration_s * fps))
+        if MOTION_MIME in request.accept:
+            return await self._describe(request, frames / fps)
 
         planes = await asyncio.to_thread(
             Planes.from_image, request.image.data, width, height, magnification(request.motion)
@@ -244,6 +314,30 @@ class PanZoomAnimator:
             duration_s=duration,
             usage=Usage(provider=NAME, model=self.model, units=duration, unit="second"),
         )
+
+    async def _describe(self, request: AnimateRequest, duration: float) -> ClipResult:
+        """The move instead of a video, for a caller that renders it itself."""
+        await asyncio.to_thread(_check_image, request.image.data)
+        move = Move(
+            motion=request.motion,
+            duration_s=duration,
+            width=request.width,
+            height=request.height,
+            fps=request.fps,
+        )
+        return ClipResult(
+            clip=Media(data=pack_move(move, request.image.data), mime=MOTION_MIME),
+            duration_s=duration,
+            usage=Usage(provider=NAME, model=self.model, units=duration, unit="second"),
+        )
+
+
+def _check_image(data: bytes) -> None:
+    try:
+        with Image.open(io.BytesIO(data)) as opened:
+            opened.load()
+    except (OSError, ValueError) as err:
+        raise ProviderBadRequest(NAME, f"the frame is not a readable image ({err})") from err
 
 
 async def _frames(
