@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import resource
 import sys
@@ -66,6 +67,7 @@ async def run(scenes: int, resolution: str, data_dir: Path, url: str) -> dict[st
         options,
     )
     marks: list[tuple[str, float]] = [("drafting", time.time())]
+    peaks: list[float] = []  # this process's peak RSS when each step ended (MB)
     while True:
         events = await rt.outbox.read(Platform.cli, "bench", "b", block_ms=200)
         for eid, ev in events:
@@ -74,21 +76,24 @@ async def run(scenes: int, resolution: str, data_dir: Path, url: str) -> dict[st
                 continue
             if ev.kind == EventKind.status and ev.message != marks[-1][0]:
                 marks.append((ev.message, ev.at))
+                peaks.append(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
             if ev.kind in (EventKind.video, EventKind.failed):
                 marks.append(("end", ev.at))
+                peaks.append(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
                 break
         else:
             continue
         break
     wall = time.monotonic() - started
     cpu1 = cpu_s()
-    await worker.stop()
     story = await api.get(story.id)
+    with contextlib.suppress(asyncio.CancelledError):  # a job arq was finishing as it closed
+        await worker.stop()
     if story.status != Status.done or story.video is None:
         raise SystemExit(f"story failed: {story.error}")
     video_s = story.video.duration_s
     print(f"scenes={scenes} resolution={resolution} video_s={video_s:.1f}")
-    for (name, at), (_, nxt) in itertools.pairwise(marks):
+    for ((name, at), (_, nxt)), peak in zip(itertools.pairwise(marks), peaks, strict=False):
         step = {
             "drafting": "script",
             "casting": "cast",
@@ -98,7 +103,7 @@ async def run(scenes: int, resolution: str, data_dir: Path, url: str) -> dict[st
             "voicing": "voice",
             "assembling": "assemble",
         }.get(name, name)
-        print(f"  step_{step}_s={nxt - at:.2f}")
+        print(f"  step_{step}_s={nxt - at:.2f} peak_rss_mb_by_its_end={peak:.0f}")
     target = 0.5 if resolution == "720p" else 1.0
     print(f"wall_s={wall:.1f} ratio_wall_vs_video={wall / video_s:.2f} (target <= {target:.2f})")
     proc_cpu, kids_cpu = cpu1[0] - cpu0[0], cpu1[1] - cpu0[1]
