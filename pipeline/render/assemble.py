@@ -44,7 +44,7 @@ from pipeline.render.captions import (
     wrap_text,
 )
 from providers.base import ProviderError, WordTiming
-from providers.offline.ffmpeg import ffmpeg_exe
+from providers.offline.ffmpeg import ffmpeg_exe, widen_pipe
 from providers.offline.motion import MOTION_MIME, Move, is_move, read_move, render_move
 from providers.wav import float_wav
 
@@ -471,6 +471,7 @@ def _encode_segment(plan: _Plan, seg: Segment, out: Path, what: str) -> None:
     with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err)
         assert proc.stdin is not None
+        widen_pipe(proc.stdin.fileno())  # a whole frame in one write: drawing overlaps encoding
         try:
             for frame in feed:
                 proc.stdin.write(frame)
