@@ -17,7 +17,7 @@ from pipeline.errors import BadRequest, IllegalTransition
 from providers.base import WordTiming
 
 Aspect = Literal["9:16", "16:9", "1:1"]
-Resolution = Literal["720p", "1080p"]
+Resolution = Literal["360p", "720p", "1080p"]  # 360p: quick drafts and benches
 Motion = Literal["push_in", "pull_out", "pan_left", "pan_right", "rise", "still"]
 
 
@@ -144,7 +144,7 @@ class StoryOptions(BaseModel):
 
     def frame_size(self) -> tuple[int, int]:
         """Pixel size of the video (and of the storyboard frames), even numbers for H.264."""
-        short = 720 if self.resolution == "720p" else 1080
+        short = {"360p": 360, "720p": 720, "1080p": 1080}[self.resolution]
         long = short * 16 // 9
         return {"9:16": (short, long), "16:9": (long, short), "1:1": (short, short)}[self.aspect]
 

@@ -489,6 +489,8 @@ async def step_storyboard(rt: Runtime, story_id: str, kw: dict[str, Any]) -> Non
 
 
 async def step_animate(rt: Runtime, story_id: str, kw: dict[str, Any]) -> None:
+    from pipeline.render.assemble import CLIP_TYPES
+
     story = await _load(rt, story_id, Status.animating, "animate")
     _check_budget(rt, story, "animate")
     width, height = story.options.frame_size()
@@ -505,6 +507,7 @@ async def step_animate(rt: Runtime, story_id: str, kw: dict[str, Any]) -> None:
             height=height,
             fps=rt.settings.fps,
             seed=seed_for(story.id, "clip", scene.index, scene.take),
+            accept=CLIP_TYPES,
         )
         key = input_key(
             "clip", frame.media.key, request.model_dump_json(exclude={"image"}),

@@ -277,10 +277,14 @@ class AnimateRequest(BaseModel):
     height: int
     fps: int = 24
     seed: int = 0
+    # Media types the caller can use, best first. Every animator can answer ``video/mp4``; one
+    # that has a cheaper form the caller also reads (the offline pan-and-zoom's move description,
+    # rendered straight into the final video) may answer with that instead.
+    accept: list[str] = Field(default_factory=lambda: ["video/mp4"])
 
 
 class ClipResult(BaseModel):
-    clip: Media  # video/mp4, H.264
+    clip: Media  # video/mp4 (H.264), or another type the request accepted
     duration_s: float
     usage: Usage
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import io
 import itertools
 import subprocess
 import wave
@@ -33,7 +35,8 @@ from pipeline.render.assemble import (
     probe,
 )
 from pipeline.render.captions import make_cues, safe_area
-from providers.base import WordTiming
+from providers.base import AnimateRequest, Media, WordTiming
+from providers.offline.motion import MOTION_MIME, PanZoomAnimator, render_move
 
 FPS = 24
 
@@ -472,3 +475,89 @@ def test_missing_media_and_unreadable_files_raise_assembly_errors(tmp_path: Path
         assemble(spec)
     with pytest.raises(ValueError):
         AssemblySpec(scenes=[cut], width=65, height=64, out=bogus, sheet=bogus)
+
+
+# --------------------------------------------------------------------------- offline moves
+
+
+def _painting(w: int, h: int, seed: int) -> bytes:
+    rng = np.random.default_rng(seed)
+    img = Image.fromarray(rng.integers(0, 255, (h // 16, w // 16, 3), dtype=np.uint8))
+    buf = io.BytesIO()
+    img.resize((w, h), Image.Resampling.BICUBIC).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+async def _clip(image: bytes, motion: str, seconds: float, accept: list[str]) -> Media:
+    request = AnimateRequest(
+        image=Media(data=image, mime="image/png"), motion=motion, duration_s=seconds,
+        width=360, height=640, fps=FPS, accept=accept,
+    )  # fmt: skip
+    return (await PanZoomAnimator().animate(request)).clip
+
+
+def luma(path: Path, indices: list[int], w: int, h: int) -> list[np.ndarray]:
+    select = "+".join(f"eq(n\\,{i})" for i in indices)
+    raw = subprocess.run(
+        [ffmpeg_exe(), "-v", "error", "-i", str(path), "-vf", f"select={select}",
+         "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "yuv420p", "-"],
+        capture_output=True, check=True,
+    ).stdout  # fmt: skip
+    frames = np.frombuffer(raw, np.uint8).reshape(-1, h * w * 3 // 2)[:, : h * w]
+    return list(frames.reshape(-1, h, w).astype(int))
+
+
+@pytest.mark.slow
+def test_an_offline_move_is_drawn_straight_into_the_video(tmp_path: Path) -> None:
+    """A pan-and-zoom described (not encoded) by the offline animator comes out as the frames
+    of its move, spread over the scene's length, with captions, in an H.264 High video."""
+    narration = [1.2, 1.6]
+    slots = plan_timeline(narration, fps=FPS)
+    motions = ["push_in", "pan_left"]
+    cuts, images = [], []
+    for i, motion in enumerate(motions):
+        images.append(_painting(480, 640, i))
+        clip = asyncio.run(_clip(images[i], motion, 3.0, [MOTION_MIME, "video/mp4"]))
+        assert clip.mime == MOTION_MIME and len(clip.data) < len(images[i]) + 200
+        path = tmp_path / f"clip{i}.bin"
+        path.write_bytes(clip.data)
+        cuts.append(
+            SceneCut(
+                clip=path,
+                narration=make_wav(tmp_path / f"voice{i}.wav", narration[i], 330),
+                narration_s=narration[i],
+                words=timings("light the lamp"),
+                caption="light the lamp",
+                frame=make_png(tmp_path / f"frame{i}.png", "gray", 90, 160),
+            )
+        )
+    spec = AssemblySpec(scenes=cuts, width=360, height=640, fps=FPS, out=tmp_path / "story.mp4",
+                        sheet=tmp_path / "sheet.png")  # fmt: skip
+    video = assemble(spec).video
+    info = probe(video)
+    assert (info.video_codec, info.video_profile, info.pix_fmt) == ("h264", "High", "yuv420p")
+    total = round(slots[-1].end * FPS)
+    assert count_frames(video) == total
+    scene0 = round(slots[0].length * FPS)
+    picks = [0, 5, scene0 - 14]  # before the caption, and after it (the lower third is masked)
+    drawn = [
+        np.frombuffer(f, np.uint8)[: 360 * 640].reshape(640, 360).astype(int)
+        for f in render_move(images[0], "push_in", 360, 640, scene0)
+    ]
+    got = luma(video, picks, 360, 640)
+    for k, frame in zip(picks, got, strict=True):
+        assert np.abs(frame[:400] - drawn[k][:400]).mean() < 3
+    assert np.abs(got[0][:400] - got[2][:400]).mean() > 8  # the camera moved
+    start1 = round(slots[1].start * FPS) + 12
+    second = luma(video, [start1], 360, 640)[0]
+    pan = (
+        np.frombuffer(
+            next(render_move(images[1], "pan_left", 360, 640, round(slots[1].length * FPS), 12)),
+            np.uint8,
+        )[: 360 * 640]
+        .reshape(640, 360)
+        .astype(int)
+    )
+    assert np.abs(second[:400] - pan[:400]).mean() < 3
+    on = round((slots[0].narration_at + 0.3) * FPS)
+    assert white_in_bottom_third(frames_rgb(video, [on], 360, 640)[0]) > 100

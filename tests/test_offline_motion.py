@@ -16,7 +16,7 @@ from PIL import Image, ImageDraw
 
 from providers.base import AnimateRequest, Animator, ClipResult, Media, ProviderBadRequest
 from providers.offline.ffmpeg import FFmpegError, ffmpeg_exe, run_ffmpeg
-from providers.offline.motion import PanZoomAnimator
+from providers.offline.motion import MOTION_MIME, PanZoomAnimator, read_move, render_move
 
 pytestmark = pytest.mark.slow
 
@@ -207,3 +207,26 @@ async def test_ffmpeg_that_stops_reading_fails_cleanly() -> None:
         await run_ffmpeg([*args, "-c:v", "no-such-encoder", "-f", "null", "-"], stdin=endless())
     assert "no-such-encoder" in caught.value.stderr
     assert produced < 1000
+
+
+async def test_a_caller_that_draws_moves_gets_the_move_not_a_video() -> None:
+    image = gradient()
+    request = AnimateRequest(image=image, motion="pan_left", duration_s=2.0, width=W, height=H,
+                             fps=FPS, accept=[MOTION_MIME, "video/mp4"])  # fmt: skip
+    result = await PanZoomAnimator().animate(request)
+    assert result.clip.mime == MOTION_MIME and result.duration_s == pytest.approx(2.0)
+    found = read_move(result.clip.data)
+    assert found is not None
+    move, source = found
+    assert (move.motion, move.width, move.height, move.fps) == ("pan_left", W, H, FPS)
+    assert source == image.data and len(result.clip.data) < len(image.data) + 200
+    # Drawn by the caller, the move is the frames the video would have shown.
+    drawn = [
+        np.frombuffer(f, np.uint8)[: W * H].reshape(H, W).astype(float)
+        for f in render_move(source, "pan_left", W, H, 48, 0, 48)
+    ]
+    assert len(drawn) == 48
+    assert drawn[-1].mean() < drawn[0].mean() - 5  # the view slid left, where it is dark
+    with pytest.raises(ProviderBadRequest):
+        bad = request.model_copy(update={"image": Media(data=b"not an image", mime="image/png")})
+        await PanZoomAnimator().animate(bad)

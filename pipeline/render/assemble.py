@@ -8,10 +8,15 @@ and the pieces are joined by the concat demuxer without re-encoding. The audio (
 on the timeline, music ducked under it by an envelope computed from the same timeline) is mixed
 once in numpy, encoded once to AAC, and muxed with ``-c copy``. Every length is a whole number
 of frames, and the audio has exactly the video's length in samples, so the two stay in sync.
+
+A clip that is an offline pan-and-zoom move (``providers.offline.motion.MOTION_MIME``) is not
+decoded: its frames are drawn over the scene's exact length and streamed raw into the piece's
+encoder, so the offline path encodes every frame once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -19,7 +24,7 @@ import re
 import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Literal
@@ -38,8 +43,9 @@ from pipeline.render.captions import (
     text_width,
     wrap_text,
 )
-from providers.base import WordTiming
-from providers.offline.ffmpeg import ffmpeg_exe
+from providers.base import ProviderError, WordTiming
+from providers.offline.ffmpeg import ffmpeg_exe, widen_pipe
+from providers.offline.motion import MOTION_MIME, Move, is_move, read_move, render_move
 from providers.wav import float_wav
 
 log = logging.getLogger(__name__)
@@ -62,6 +68,7 @@ DUCK_LEAD_S = 0.1  # the music is already down when the voice starts
 MUSIC_FADE_IN_S = 1.0
 MUSIC_FADE_OUT_S = 2.0
 STDERR_TAIL = 1200
+CLIP_TYPES = [MOTION_MIME, "video/mp4"]  # what a scene's clip may be, cheapest first
 
 
 class AssemblyError(StoryloomError):
@@ -342,6 +349,7 @@ class _Plan(BaseModel):
     slots: list[SceneSlot]
     clip_s: list[float]
     cues: list[Placement]
+    moves: list[Move | None]
 
     def scene_frames(self, i: int) -> int:
         return round(self.slots[i].length * self.spec.fps)
@@ -349,6 +357,8 @@ class _Plan(BaseModel):
 
 def _source_chain(plan: _Plan, scene: int, first: int, count: int, index: int, label: str) -> str:
     spec = plan.spec
+    if plan.moves[scene] is not None:  # drawn at the output size, exactly the frames asked for
+        return f"[{index}:v]setsar=1,setpts=PTS-STARTPTS[{label}]"
     w, h, fps = spec.width, spec.height, spec.fps
     factor = plan.slots[scene].length / max(plan.clip_s[scene], 1 / fps)
     factor = min(max(factor, 1 / MAX_STRETCH), MAX_STRETCH)
@@ -360,26 +370,40 @@ def _source_chain(plan: _Plan, scene: int, first: int, count: int, index: int, l
     )
 
 
-def _input_args(plan: _Plan, scene: int, first: int, count: int) -> list[str]:
-    """Read a clip only as far as the piece needs (the rest is never decoded)."""
+def _input_args(plan: _Plan, scene: int, first: int, count: int, raw: str = "") -> list[str]:
+    """Read a clip only as far as the piece needs (the rest is never decoded); a drawn move is
+    read as raw BT.709 frames from ``raw`` (a file, or ``pipe:0``)."""
     spec = plan.spec
+    if raw:
+        return [
+            "-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", f"{spec.width}x{spec.height}",
+            "-framerate", str(spec.fps), "-colorspace", "bt709", "-color_primaries", "bt709",
+            "-color_trc", "bt709", "-color_range", "tv", "-i", raw,
+        ]  # fmt: skip
     factor = plan.slots[scene].length / max(plan.clip_s[scene], 1 / spec.fps)
     factor = min(max(factor, 1 / MAX_STRETCH), MAX_STRETCH)
     need = (first + count) / spec.fps / factor + 0.5
     return ["-threads", "1", "-t", f"{need:.3f}", "-i", str(plan.spec.scenes[scene].clip)]
 
 
-def _segment_args(plan: _Plan, seg: Segment, out: Path) -> list[str]:
+def _sources(seg: Segment) -> list[tuple[int, int, int]]:
+    """(scene, first frame, frames) of each scene a piece shows."""
+    if seg.kind == "body":
+        return [(seg.scene, seg.first, seg.frames)]
+    return [(seg.scene, seg.first, seg.frames), (seg.scene + 1, 0, seg.frames)]
+
+
+def _segment_args(plan: _Plan, seg: Segment, out: Path, raw: Sequence[str] = ("", "")) -> list[str]:
     spec = plan.spec
     fps = spec.fps
     args: list[str] = []
     graph: list[str] = []
-    args += _input_args(plan, seg.scene, seg.first, seg.frames)
+    args += _input_args(plan, seg.scene, seg.first, seg.frames, raw[0])
     graph.append(_source_chain(plan, seg.scene, seg.first, seg.frames, 0, "a"))
     n_inputs = 1
     label = "a"
     if seg.kind == "transition":
-        args += _input_args(plan, seg.scene + 1, 0, seg.frames)
+        args += _input_args(plan, seg.scene + 1, 0, seg.frames, raw[1])
         graph.append(_source_chain(plan, seg.scene + 1, 0, seg.frames, 1, "b"))
         graph.append(f"[a][b]xfade=transition=fade:duration={seg.frames / fps:.6f}:offset=0[x]")
         n_inputs, label = 2, "x"
@@ -407,6 +431,61 @@ def _segment_args(plan: _Plan, seg: Segment, out: Path) -> list[str]:
         "-crf", str(CRF),
         "-y", str(out),
     ]  # fmt: skip
+
+
+def _move_frames(plan: _Plan, scene: int, first: int, count: int) -> Generator[bytes]:
+    move = plan.moves[scene]
+    assert move is not None
+    found = read_move(plan.spec.scenes[scene].clip.read_bytes())
+    if found is None:
+        raise AssemblyError(f"scene {scene + 1}'s move cannot be read")
+    spec = plan.spec
+    try:
+        yield from render_move(
+            found[1], move.motion, spec.width, spec.height, plan.scene_frames(scene), first, count
+        )
+    except ProviderError as err:
+        raise AssemblyError(f"scene {scene + 1}'s frame cannot be drawn: {err}") from err
+
+
+def _encode_segment(plan: _Plan, seg: Segment, out: Path, what: str) -> None:
+    """Encode one piece. Drawn moves are streamed into ffmpeg's standard input (the first one)
+    or written as raw frames beside the piece (the second scene of a crossfade: a few frames)."""
+    raw, feed = ["", ""], None
+    for j, (scene, first, count) in enumerate(_sources(seg)):
+        if plan.moves[scene] is None:
+            continue
+        if feed is None:
+            raw[j], feed = "pipe:0", _move_frames(plan, scene, first, count)
+            continue
+        raw[j] = str(out.with_suffix(f".{j}.yuv"))
+        with open(raw[j], "wb") as f:
+            for frame in _move_frames(plan, scene, first, count):
+                f.write(frame)
+    args = _segment_args(plan, seg, out, raw)
+    if feed is None:
+        _run(args, what)
+        return
+    cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", *args]
+    cmd.remove("-nostdin")  # it reads the frames from standard input
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err)
+        assert proc.stdin is not None
+        widen_pipe(proc.stdin.fileno())  # a whole frame in one write: drawing overlaps encoding
+        try:
+            for frame in feed:
+                proc.stdin.write(frame)
+        except BrokenPipeError:
+            pass  # ffmpeg stopped reading: its exit code and stderr say why
+        finally:
+            feed.close()
+            with contextlib.suppress(BrokenPipeError):
+                proc.stdin.close()
+            code = proc.wait()
+        if code != 0:
+            err.seek(0)
+            tail = err.read().decode("utf-8", "replace").strip()[-STDERR_TAIL:]
+            raise AssemblyError(f"ffmpeg failed while {what}: {tail}")
 
 
 def mix_audio(spec: AssemblySpec, slots: Sequence[SceneSlot], total_s: float) -> np.ndarray:
@@ -538,6 +617,15 @@ def _render_cues(spec: AssemblySpec, slots: list[SceneSlot], work: Path) -> list
     return placements
 
 
+def _move_of(clip: Path) -> Move | None:
+    if not is_move(clip):
+        return None
+    found = read_move(clip.read_bytes())
+    if found is None:
+        raise AssemblyError(f"{clip.name} is not a readable pan-and-zoom move")
+    return found[0]
+
+
 def assemble(spec: AssemblySpec) -> AssemblyResult:
     """Build the final video and the contact sheet. Synchronous and CPU-heavy: call it in a
     thread; it runs its ffmpeg jobs in parallel (``spec.threads`` at once, 0 = every core)."""
@@ -561,13 +649,17 @@ def assemble(spec: AssemblySpec) -> AssemblyResult:
     ):
         work = Path(tmp)
         audio_job = pool.submit(_audio_job, spec, slots, total_s, work)
-        clip_s = [info.duration_s or 0.0 for info in pool.map(probe, [c.clip for c in spec.scenes])]
-        plan = _Plan(spec=spec, slots=slots, clip_s=clip_s, cues=_render_cues(spec, slots, work))
+        moves = [_move_of(c.clip) for c in spec.scenes]
+        probed = pool.map(probe, [c.clip for c, m in zip(spec.scenes, moves, strict=True) if not m])
+        clip_s = [m.duration_s if m else (next(probed).duration_s or 0.0) for m in moves]
+        plan = _Plan(
+            spec=spec, slots=slots, clip_s=clip_s, cues=_render_cues(spec, slots, work), moves=moves
+        )
         paths = [work / f"seg-{k:03d}.mp4" for k in range(len(segments))]
-        jobs: list[Future[bytes]] = []
+        jobs: list[Future[None]] = []
         for k in sorted(range(len(segments)), key=lambda k: -segments[k].frames):
-            args = _segment_args(plan, segments[k], paths[k])
-            jobs.append(pool.submit(_run, args, f"encoding piece {k + 1} of {len(segments)}"))
+            what = f"encoding piece {k + 1} of {len(segments)}"
+            jobs.append(pool.submit(_encode_segment, plan, segments[k], paths[k], what))
         sheet_job = pool.submit(
             contact_sheet,
             [c.frame for c in spec.scenes],
@@ -701,6 +793,7 @@ def contact_sheet(frames: list[Path], captions: list[str], title: str, out: Path
 
 
 __all__ = [
+    "CLIP_TYPES",
     "CROSSFADE_S",
     "AssemblyError",
     "AssemblyResult",

@@ -76,7 +76,7 @@ async def run_ffmpeg(
     err_task = asyncio.ensure_future(proc.stderr.read())
     try:
         if stdin is not None:
-            _widen_pipe(write_fd)
+            widen_pipe(write_fd)
             try:
                 async for chunk in stdin:
                     # A blocking write from a thread: asyncio's pipe transport moves large
@@ -114,7 +114,7 @@ def _write_all(fd: int, data: bytes) -> bool:
     return True
 
 
-def _widen_pipe(fd: int) -> None:
+def widen_pipe(fd: int) -> None:
     """Ask Linux for a 1 MiB pipe so a frame crosses in a few writes, not dozens."""
     set_size = getattr(fcntl, "F_SETPIPE_SZ", None)
     if set_size is not None:

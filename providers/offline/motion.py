@@ -6,6 +6,11 @@ single-threaded and slower than this on a 2-core box. Instead the source is conv
 BT.709 Y'CbCr planes, and every frame is a float-precision crop box resampled by Pillow (sub-pixel,
 so the motion is smooth), written as raw ``yuv420p`` to an ffmpeg subprocess that only encodes.
 Two threads draw batches of frames while x264 encodes the previous ones.
+
+A caller that accepts ``MOTION_MIME`` (the assembler does) gets no video at all but the move
+itself: the source image and the camera move in a few bytes of header. The assembler draws the
+frames with :func:`render_move` straight into the final scene body, so the offline path encodes
+every frame once instead of encoding a clip, decoding it and encoding it again.
 """
 
 from __future__ import annotations
@@ -14,12 +19,14 @@ import asyncio
 import io
 import math
 import tempfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from PIL import Image
+from pydantic import BaseModel, Field, ValidationError
 
 from providers.base import (
     AnimateRequest,
@@ -41,8 +48,70 @@ PAN_ZOOM = 1.12
 PAN_TRAVEL = 0.2
 BATCH = 8  # frames drawn per thread hop
 IN_FLIGHT = 3  # batches drawn ahead of the encoder (one per core)
+_BAND = 128  # rows converted to Y'CbCr at a time
+
+MOTION_MIME = "application/vnd.storyloom.panzoom"
+_MAGIC = b"storyloom-panzoom/1\n"
 
 Box = tuple[float, float, float, float]
+Motion = Literal["push_in", "pull_out", "pan_left", "pan_right", "rise", "still"]
+
+
+class Move(BaseModel):
+    """A pan-and-zoom clip described instead of encoded: what the camera does over the still."""
+
+    motion: Motion
+    duration_s: float = Field(gt=0)
+    width: int
+    height: int
+    fps: int
+
+
+def pack_move(move: Move, image: bytes) -> bytes:
+    """The ``MOTION_MIME`` form: a magic line, the move as one JSON line, the image bytes."""
+    return _MAGIC + move.model_dump_json().encode() + b"\n" + image
+
+
+def read_move(data: bytes) -> tuple[Move, bytes] | None:
+    """The move and image of a ``MOTION_MIME`` clip, or None if ``data`` is something else."""
+    if not data.startswith(_MAGIC):
+        return None
+    header, _, image = data[len(_MAGIC) :].partition(b"\n")
+    try:
+        return Move.model_validate_json(header), image
+    except ValidationError:
+        return None
+
+
+def is_move(path: Path) -> bool:
+    """Whether the file at ``path`` is a ``MOTION_MIME`` clip (reads only its first bytes)."""
+    with path.open("rb") as f:
+        return f.read(len(_MAGIC)) == _MAGIC
+
+
+def render_move(
+    image: bytes,
+    motion: str,
+    width: int,
+    height: int,
+    total: int,
+    first: int = 0,
+    count: int | None = None,
+) -> Iterator[bytes]:
+    """Raw yuv420p frames ``first .. first + count`` of the move spread over ``total`` frames.
+
+    Synchronous (Pillow releases the GIL while it resamples): run it in a worker thread."""
+    planes = Planes.from_image(image, width, height, magnification(motion))
+    path = camera_path(motion, planes.y.width, planes.y.height, width, height)
+    last = max(1, total - 1)
+    stop = first + (total - first if count is None else count)
+    if motion == "still":
+        frame = planes.render(path(0.0), width, height)
+        for _ in range(first, stop):
+            yield frame
+        return
+    for i in range(first, stop):
+        yield planes.render(path(min(i, total - 1) / last), width, height)
 
 
 def ease(p: float) -> float:
@@ -126,17 +195,23 @@ class Planes:
         scale = max(out_w / image.width, out_h / image.height) * magnify
         w = max(out_w, 2 * math.ceil(image.width * scale / 2))
         h = max(out_h, 2 * math.ceil(image.height * scale / 2))
-        image = image.resize((w, h), Image.Resampling.LANCZOS)
-        rgb = np.asarray(image, dtype=np.float32)
-        r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-        y = 16 + (0.2126 * r + 0.7152 * g + 0.0722 * b) * (219 / 255)
-        u = 128 + (-0.1146 * r - 0.3854 * g + 0.5 * b) * (224 / 255)
-        v = 128 + (0.5 * r - 0.4542 * g - 0.0458 * b) * (224 / 255)
+        rgb = np.asarray(image.resize((w, h), Image.Resampling.LANCZOS))
+        del image
+        # A band of rows at a time: float copies of a whole magnified 1080p frame would cost
+        # the worker ~100 MB of peak memory per clip drawn at once.
+        planes = np.empty((3, h, w), dtype=np.uint8)
+        for top in range(0, h, _BAND):
+            band = rgb[top : top + _BAND].astype(np.float32)
+            r, g, b = band[..., 0], band[..., 1], band[..., 2]
+            rows = slice(top, top + _BAND)
+            planes[0, rows] = _u8(16 + (0.2126 * r + 0.7152 * g + 0.0722 * b) * (219 / 255))
+            planes[1, rows] = _u8(128 + (-0.1146 * r - 0.3854 * g + 0.5 * b) * (224 / 255))
+            planes[2, rows] = _u8(128 + (0.5 * r - 0.4542 * g - 0.0458 * b) * (224 / 255))
         half = (w // 2, h // 2)
         return cls(
-            y=_plane(y),
-            u=_plane(u).resize(half, Image.Resampling.BOX),
-            v=_plane(v).resize(half, Image.Resampling.BOX),
+            y=Image.fromarray(planes[0]),
+            u=Image.fromarray(planes[1]).resize(half, Image.Resampling.BOX),
+            v=Image.fromarray(planes[2]).resize(half, Image.Resampling.BOX),
         )
 
     def render(self, box: Box, out_w: int, out_h: int) -> bytes:
@@ -165,8 +240,9 @@ def _sample(plane: Image.Image, size: tuple[int, int], box: Box) -> bytes:
     return plane.resize(size, Image.Resampling.BILINEAR, box=box).tobytes()
 
 
-def _plane(values: np.ndarray) -> Image.Image:
-    return Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8))
+def _u8(values: np.ndarray) -> np.ndarray:
+    result: np.ndarray = np.clip(np.rint(values), 0, 255).astype(np.uint8)
+    return result
 
 
 def x264_args(fps: int, frames: int, out: Path) -> list[str]:
@@ -220,6 +296,8 @@ class PanZoomAnimator:
         if not 1 <= fps <= 120:
             raise ProviderBadRequest(NAME, f"fps {fps} is outside 1..120")
         frames = max(1, round(request.duration_s * fps))
+        if MOTION_MIME in request.accept:
+            return await self._describe(request, frames / fps)
 
         planes = await asyncio.to_thread(
             Planes.from_image, request.image.data, width, height, magnification(request.motion)
@@ -244,6 +322,30 @@ class PanZoomAnimator:
             duration_s=duration,
             usage=Usage(provider=NAME, model=self.model, units=duration, unit="second"),
         )
+
+    async def _describe(self, request: AnimateRequest, duration: float) -> ClipResult:
+        """The move instead of a video, for a caller that renders it itself."""
+        await asyncio.to_thread(_check_image, request.image.data)
+        move = Move(
+            motion=request.motion,
+            duration_s=duration,
+            width=request.width,
+            height=request.height,
+            fps=request.fps,
+        )
+        return ClipResult(
+            clip=Media(data=pack_move(move, request.image.data), mime=MOTION_MIME),
+            duration_s=duration,
+            usage=Usage(provider=NAME, model=self.model, units=duration, unit="second"),
+        )
+
+
+def _check_image(data: bytes) -> None:
+    try:
+        with Image.open(io.BytesIO(data)) as opened:
+            opened.load()
+    except (OSError, ValueError) as err:
+        raise ProviderBadRequest(NAME, f"the frame is not a readable image ({err})") from err
 
 
 async def _frames(
