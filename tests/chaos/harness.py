@@ -476,13 +476,22 @@ class Cluster:
         return out
 
     def submit_window_losses(self) -> list[Submission]:
-        """Submissions nobody ever asked about, whose worker was killed within a second of
-        submitting them: the id was lost between the service's answer and the journal write,
-        a gap no client of a service without a lookup can close. Reported, not hidden."""
+        """Submissions nobody ever asked about, whose worker was killed before the same request
+        was made again: the id was lost between the service accepting the request and the
+        journal write (the answer in flight, or not yet written), a gap no client of a service
+        without a lookup by inputs can close. A recorded id is always followed (polled), so a
+        journal that failed would show as a repeat whose first submission was polled.
+        Reported in the summary, not hidden."""
         kills = [self.t0 + k.at for k in self.kills]
-        return [j for j in self.fal.ledger.jobs
-                if j.polls == 0 and not j.rejected
-                and any(0.0 <= at - j.submitted <= 1.0 for at in kills)]
+        jobs = self.fal.ledger.jobs
+        lost = []
+        for n, j in enumerate(jobs):
+            if j.polls or j.rejected:
+                continue
+            again = next((k.submitted for k in jobs[n + 1:] if k.fp == j.fp), None)
+            if again is not None and any(j.submitted <= at <= again for at in kills):
+                lost.append(j)
+        return lost
 
     def summary(self, out: Outcome, recorded: float, paid_repeats: int, repeats: int,
                 videos: dict[str, int]) -> list[str]:
