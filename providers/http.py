@@ -835,6 +835,27 @@ def job_entry(service: str, model: str, submitted: Any) -> str:
     return f"{service}:{model}:{hashlib.sha256(body.encode()).hexdigest()[:32]}"
 
 
+async def run_clip_job(
+    service: Service,
+    model: str,
+    request: AnimateRequest,
+    submit: Callable[[], Awaitable[str]],
+    follow: Callable[[str], Awaitable[T]],
+) -> T:
+    """:func:`run_job` for an image-to-video service whose job is named by one id: the
+    submission is known by the model, the frame's hash and the request's other fields."""
+    fingerprint = {"model": model, "image": hashlib.sha256(request.image.data).hexdigest(),
+                   **request.model_dump(mode="json", exclude={"image"})}
+
+    async def start() -> JobRef:
+        return JobRef(service=service.name, id=await submit())
+
+    async def go(job: JobRef) -> T:
+        return await follow(job.id)
+
+    return await run_job(service, model, fingerprint, start, go)
+
+
 async def run_job(
     service: Service,
     model: str,

@@ -13,7 +13,6 @@ known id to the end and downloads) are separate, so a job journal can resume a p
 
 from __future__ import annotations
 
-import hashlib
 import re
 from typing import Any
 
@@ -23,7 +22,6 @@ from providers.base import (
     AnimateRequest,
     ClipResult,
     ContentRefused,
-    JobRef,
     ProviderBadResponse,
     ProviderUnavailable,
 )
@@ -39,7 +37,7 @@ from providers.http import (
     nearest_aspect,
     poll_job,
     probe,
-    run_job,
+    run_clip_job,
 )
 
 NAME = "runway"
@@ -147,13 +145,6 @@ class RunwayAnimator(HttpProvider):
         return ClipResult(clip=clip, duration_s=seconds, usage=usage)
 
     async def animate(self, request: AnimateRequest) -> ClipResult:
-        fingerprint = {"model": self.model, "image": hashlib.sha256(request.image.data)
-                       .hexdigest(), **request.model_dump(mode="json", exclude={"image"})}
-
-        async def submit() -> JobRef:
-            return JobRef(service=NAME, id=await self.submit(request))
-
-        async def follow(job: JobRef) -> ClipResult:
-            return await self.resume(job.id, request.duration_s)
-
-        return await run_job(self.service, self.model, fingerprint, submit, follow)
+        return await run_clip_job(self.service, self.model, request,
+                                  lambda: self.submit(request),
+                                  lambda task: self.resume(task, request.duration_s))

@@ -13,7 +13,6 @@ id to the end and downloads) are separate, so a job journal can resume a paid jo
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import io
 from typing import Any
 
@@ -23,7 +22,6 @@ from providers.base import (
     AnimateRequest,
     ClipResult,
     ContentRefused,
-    JobRef,
     Media,
     ProviderBadResponse,
     ProviderUnavailable,
@@ -36,7 +34,7 @@ from providers.http import (
     motion_prompt,
     poll_job,
     probe,
-    run_job,
+    run_clip_job,
 )
 from providers.openai import REFUSAL_CODES, _OpenAIBase
 
@@ -143,13 +141,5 @@ class SoraAnimator(_OpenAIBase):
         return ClipResult(clip=clip, duration_s=seconds, usage=usage)
 
     async def animate(self, request: AnimateRequest) -> ClipResult:
-        fingerprint = {"model": self.model, "image": hashlib.sha256(request.image.data)
-                       .hexdigest(), **request.model_dump(mode="json", exclude={"image"})}
-
-        async def submit() -> JobRef:
-            return JobRef(service=NAME, id=await self.submit(request))
-
-        async def follow(job: JobRef) -> ClipResult:
-            return await self.resume(job.id)
-
-        return await run_job(self.service, self.model, fingerprint, submit, follow)
+        return await run_clip_job(self.service, self.model, request,
+                                  lambda: self.submit(request), self.resume)
