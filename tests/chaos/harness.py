@@ -109,6 +109,7 @@ class Cluster:
         self.kills: list[Kill] = []
         self.notes: list[str] = []
         self.story_ids: list[str] = []
+        self.ideas: list[str] = []
         self.revisions: dict[str, int] = {}
         self.status: dict[str, Status] = {}
         self.progress_at: dict[str, float] = {}
@@ -257,7 +258,10 @@ class Cluster:
         api = StoryAPI(self.rt)
         options = api.default_options(scenes=3, candidates=1, pick="auto", music=False,
                                       aspect="1:1")
-        ideas = self.rng.sample(IDEAS, n)
+        fresh = [i for i in IDEAS if i not in self.ideas]
+        ideas = self.rng.sample(fresh, n) if len(fresh) >= n else [
+            f"{i} (part {len(self.ideas) // len(IDEAS) + 2})" for i in self.rng.sample(IDEAS, n)]
+        self.ideas.extend(ideas)
         for idea in ideas:
             story = await api.start_story(idea, OWNER, CHAT, options)
             self.story_ids.append(story.id)
