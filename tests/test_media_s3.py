@@ -6,8 +6,6 @@ import asyncio
 import hashlib
 import os
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -19,23 +17,7 @@ from pipeline.media_cache import MediaCache
 from pipeline.media_s3 import MediaStoreUnavailable, S3MediaStore
 from pipeline.queue import is_retryable
 from pipeline.settings import load_settings
-from tests.fakes.s3_server import CREDENTIALS, S3Server, s3_server
-
-
-@pytest.fixture(scope="module")
-def s3() -> Iterator[S3Server]:
-    with s3_server() as server:
-        yield server
-
-
-@pytest.fixture
-def bucket(s3: S3Server, monkeypatch: pytest.MonkeyPatch) -> str:
-    for name, value in CREDENTIALS.items():
-        monkeypatch.setenv(name, value)
-    s3.start()
-    name = f"sl-{uuid.uuid4().hex[:12]}"
-    s3.create_bucket(name)
-    return name
+from tests.fakes.s3_server import S3Server
 
 
 def _store(s3: S3Server, bucket: str, tmp_path: Path, limit: int = 1 << 30,

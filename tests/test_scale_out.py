@@ -13,8 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -28,26 +27,12 @@ from pipeline.runtime import Runtime
 from pipeline.settings import load_settings
 from pipeline.worker import run_until_idle
 from tests.factories import ALICE, ROOM
-from tests.fakes.s3_server import CREDENTIALS, S3Server, s3_server
+from tests.fakes.s3_server import CREDENTIALS, S3Server
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def s3() -> Iterator[S3Server]:
-    with s3_server() as server:
-        yield server
-
-
-@pytest.fixture
-def bucket(s3: S3Server, monkeypatch: pytest.MonkeyPatch) -> str:
-    for name, value in CREDENTIALS.items():
-        monkeypatch.setenv(name, value)
-    s3.start()
-    name = f"sl-{uuid.uuid4().hex[:12]}"
-    s3.create_bucket(name)
-    return name
 
 
 def _env(valkey: ValkeyServer, s3: S3Server, bucket: str, data_dir: Path) -> dict[str, str]:
